@@ -1,0 +1,34 @@
+# cf-access — the two commands a newcomer needs (README):
+#   make demo   set everything up, then run the dev stack against the local sandbox
+#   make test   set everything up, then lint, type-check and run every test
+SHELL := /bin/bash
+PYTHON ?= python3.11
+
+.PHONY: setup venv pulumi demo test lint bench
+
+setup: venv pulumi
+
+venv: venv/.installed
+venv/.installed: requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
+	@test -x venv/bin/python || $(PYTHON) -m venv venv
+	venv/bin/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
+	venv/bin/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	@touch $@
+
+pulumi:
+	@scripts/bootstrap-pulumi.sh
+
+demo: setup
+	@scripts/demo.sh
+
+lint: venv
+	venv/bin/ruff check .
+	venv/bin/ruff format --check components sandbox tests bench __main__.py
+	venv/bin/mypy components sandbox __main__.py tests bench
+
+test: setup
+	@scripts/test.sh
+
+bench: setup
+	@scripts/bench.sh $(SIZE)

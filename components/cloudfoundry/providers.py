@@ -1,0 +1,246 @@
+"""Dynamic providers: CF users and role memberships.
+
+Rules that shape this module (see ../shared/DESIGN.md):
+- Credentials come from the stack config through ``configure()``; the
+  provider objects hold nothing but a reference to the process session, so
+  what dill pickles into state is a class reference and no secret
+  (``serialize_as_secret_always = False`` then saves one encryption per
+  resource).
+- A membership is one (scope, role type) with a map of members
+  ``"<origin>/<username>" -> provenance``; writes add and remove only the
+  difference, concurrently, and are idempotent (adopt existing roles, 404 on
+  delete means already gone), so an interrupted ``up`` converges on retry.
+- ``organization_user`` cannot be removed while the user holds space roles in
+  the org (CC answers 422), so removing someone from it first removes their
+  remaining space roles in that org.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from components.cloudfoundry.session import Session, session_from_config
+from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
+
+log = logging.getLogger("cf_access.providers")
+
+# What read() puts as provenance for a holder found in CF that no mapping grants.
+FOUND_IN_CF = "found in CF, not granted by any mapping"
+
+
+class _SessionProvider(ResourceProvider):
+    serialize_as_secret_always = False
+
+    def __init__(self) -> None:
+        self._session: Session | None = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self._session = session_from_config(req.config)
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("provider used before configure(); the Pulumi engine always configures it first")
+        return self._session
+
+    # Pickle by reference and without the session (it holds a client and the
+    # decrypted secret); configure() rebuilds it in the provider process.
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._session = None
+
+
+# ---------------------------------------------------------------------------
+# Users
+# ---------------------------------------------------------------------------
+
+
+class UserProvider(_SessionProvider):
+    """One CF user (UAA shadow user + Cloud Controller user), id = CC guid."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        for name in ("origin", "username"):
+            value = news.get(name)
+            if not isinstance(value, str) or not value or value != value.strip():
+                failures.append(CheckFailure(name, f"{name} must be a non-empty string without surrounding spaces"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("origin", "username") if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        key = UserRef(origin=props["origin"], username=props["username"]).key
+        user = self.session.ensure_user(key)
+        return CreateResult(id_=user.guid, outs={"origin": props["origin"], "username": props["username"]})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        user = self.session.client.get_user(id_)
+        if user is None:
+            # Deleted by hand: drop it from state so the next up re-creates it.
+            return ReadResult(id_=None, outs={})
+        outs = {"origin": props.get("origin"), "username": props.get("username")}
+        return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        session = self.session
+        key = UserRef(origin=props["origin"], username=props["username"]).key
+        if session.is_protected(key):
+            log.warning("not deleting protected user %s", key)
+            return
+        if session.deprovision_policy != "delete-user":
+            # roles-only: the membership resources already removed the roles.
+            return
+        uaa_user = session.client.find_uaa_user(props["username"], props["origin"])
+        session.client.delete_user(id_)
+        session.forget_user(id_)
+        if uaa_user is not None:
+            session.client.delete_uaa_user(uaa_user.id)
+
+
+# ---------------------------------------------------------------------------
+# Role memberships
+# ---------------------------------------------------------------------------
+
+
+def _members(props: dict[str, Any]) -> dict[str, str]:
+    members = props.get("members") or {}
+    return {str(k): str(v) for k, v in members.items()}
+
+
+def membership_id(props: dict[str, Any]) -> str:
+    scope = props["org"] if not props.get("space") else f"{props['org']}/{props['space']}"
+    return f"{scope}:{props['role']}"
+
+
+class MembershipProvider(_SessionProvider):
+    """Holders of one role type in one org or space."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        role, space = news.get("role"), news.get("space")
+        allowed = SPACE_ROLE_TYPES if space else ORG_ROLE_TYPES
+        if role not in allowed:
+            failures.append(CheckFailure("role", f"{role!r} is not a {'space' if space else 'org'} role type"))
+        if news.get("ownership") not in ("additive", "authoritative"):
+            failures.append(CheckFailure("ownership", "ownership must be additive or authoritative"))
+        for key in _members(news):
+            try:
+                UserRef.parse(key)
+            except ValueError as exc:
+                failures.append(CheckFailure("members", str(exc)))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("org", "space", "role") if (olds.get(k) or None) != (news.get(k) or None)]
+        changed = bool(replaces) or _members(olds) != _members(news) or olds.get("ownership") != news.get(
+            "ownership"
+        )
+        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
+
+    # -- helpers ---------------------------------------------------------------
+    def _scope(self, props: dict[str, Any]) -> tuple[str, str | None]:
+        """(scope guid, org guid if this is an org scope else None)."""
+        session = self.session
+        if props.get("space"):
+            return session.space(props["org"], props["space"]).guid, None
+        org = session.org(props["org"])
+        return org.guid, org.guid
+
+    def _outs(self, props: dict[str, Any], members: dict[str, str]) -> dict[str, Any]:
+        return {
+            "org": props["org"],
+            "space": props.get("space") or None,
+            "role": props["role"],
+            "ownership": props["ownership"],
+            "members": dict(sorted(members.items())),
+        }
+
+    def _converge(self, props: dict[str, Any], previously_managed: set[str]) -> None:
+        session = self.session
+        role_type: str = props["role"]
+        scope_guid, org_guid = self._scope(props)
+        desired = {k for k in _members(props) if not session.is_protected(k)}
+        live = session.live_holders(scope_guid, role_type)
+
+        to_add = sorted(desired - live.keys())
+        if props["ownership"] == "authoritative":
+            to_remove = sorted(k for k in live.keys() - desired if not session.is_protected(k))
+        else:
+            to_remove = sorted(k for k in (previously_managed & live.keys()) - desired if not session.is_protected(k))
+
+        def add(key: str) -> None:
+            user = session.ensure_user(key)
+            if session.role_guid(scope_guid, role_type, user.guid) is not None:
+                return
+            if props.get("space"):
+                role = session.client.create_role(role_type, user.guid, space_guid=scope_guid)
+            else:
+                role = session.client.create_role(role_type, user.guid, org_guid=scope_guid)
+            session.record_created(role)
+
+        def remove(key: str) -> None:
+            user_guid = live[key]
+            if role_type == ORG_USER and org_guid is not None:
+                # CC refuses to drop organization_user while space roles remain.
+                for space_guid, space_role, guid in session.space_roles_in_org(user_guid, org_guid):
+                    session.client.delete_role(guid)
+                    session.record_deleted(space_guid, space_role, user_guid)
+            role_guid = session.role_guid(scope_guid, role_type, user_guid)
+            if role_guid is not None:
+                session.client.delete_role(role_guid)
+            session.record_deleted(scope_guid, role_type, user_guid)
+
+        label = membership_id(props)
+        if to_add or to_remove:
+            log.info("%s: adding %d, removing %d", label, len(to_add), len(to_remove))
+        session.client.map_concurrently(add, to_add)
+        session.client.map_concurrently(remove, to_remove)
+
+    # -- CRUD ----------------------------------------------------------------------
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        # Nothing was managed before: in additive scopes we only add.
+        self._converge(props, previously_managed=set())
+        return CreateResult(id_=membership_id(props), outs=self._outs(props, _members(props)))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        self._converge(news, previously_managed=set(_members(olds)))
+        return UpdateResult(outs=self._outs(news, _members(news)))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        session = self.session
+        scope_guid, _ = self._scope(props)
+        live = session.live_holders(scope_guid, props["role"])
+        managed = _members(props)
+        members = {k: v for k, v in managed.items() if k in live or session.is_protected(k)}
+        if props.get("ownership") == "authoritative":
+            for key in live:
+                if key not in members and not session.is_protected(key):
+                    members[key] = FOUND_IN_CF
+        outs = self._outs(props, members)
+        return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        # The scope left the mappings: remove exactly the members we managed
+        # (state after refresh), never everyone in the scope.
+        try:
+            self._scope(props)
+        except LookupError:
+            return  # the org or space itself is gone, and its roles with it
+        emptied = {**props, "members": {}, "ownership": "additive"}
+        self._converge(emptied, previously_managed=set(_members(props)))

@@ -1,0 +1,159 @@
+"""Stack configuration → validated settings.
+
+Two readers share this module: the program (``pulumi.Config`` in
+``__main__.py``) and the dynamic providers (``configure()`` receives the same
+stack config with secrets decrypted). Both go through ``ConfigReader`` so the
+keys, defaults and error messages are defined once, matching ``Pulumi.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, get_args
+
+from pydantic import SecretStr
+
+from components.model import DeprovisionPolicy
+
+PROJECT = "cf-access"
+USERNAME_ATTRIBUTES = ("username", "email")
+IDENTITY_SOURCES = ("directory",)
+
+
+class SettingsError(ValueError):
+    """A stack config value is missing or invalid; the message names the key."""
+
+
+class ConfigReader(Protocol):
+    """The part of ``pulumi.Config`` we use (the provider gets the same type)."""
+
+    def get(self, key: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class CfConnection:
+    """How to reach Cloud Foundry. The secret never leaves this object as text
+    except when the client builds its token request."""
+
+    api_url: str
+    client_id: str
+    client_secret: SecretStr
+    skip_tls_verify: bool
+    concurrency: int
+
+    def __repr__(self) -> str:  # keep the secret out of tracebacks and logs
+        return f"CfConnection(api_url={self.api_url!r}, client_id={self.client_id!r}, client_secret=***)"
+
+
+@dataclass(frozen=True)
+class Settings:
+    cf: CfConnection
+    mappings_dir: Path
+    identity_source: str
+    directory_file: Path
+    directory_origin: str
+    username_attribute: str
+    protected_users: tuple[str, ...]
+    deprovision_policy: DeprovisionPolicy
+
+
+def _key(name: str) -> str:
+    return f"{PROJECT}:{name}"
+
+
+def _string(config: ConfigReader, name: str, default: str | None = None) -> str:
+    value = config.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise SettingsError(
+                f"stack config {_key(name)} is required but not set; "
+                f"set it with `pulumi config set {name} <value>` (see Pulumi.yaml for its description)"
+            )
+        return default
+    return value
+
+
+def _bool(config: ConfigReader, name: str, default: bool) -> bool:
+    raw = config.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise SettingsError(f"stack config {_key(name)} must be true or false, got {raw!r}")
+
+
+def _int(config: ConfigReader, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = config.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"stack config {_key(name)} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"stack config {_key(name)} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _choice(config: ConfigReader, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = _string(config, name, default)
+    if value not in choices:
+        raise SettingsError(f"stack config {_key(name)} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _regex_list(config: ConfigReader, name: str) -> tuple[str, ...]:
+    raw = config.get(name)
+    if raw is None or raw == "":
+        return ()
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError:
+        raise SettingsError(f"stack config {_key(name)} must be a list of strings (YAML list)") from None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise SettingsError(f"stack config {_key(name)} must be a list of strings (YAML list)")
+    for index, pattern in enumerate(values):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SettingsError(
+                f"stack config {_key(name)}[{index}] is not a valid regular expression ({exc}): {pattern!r}"
+            ) from None
+    return tuple(values)
+
+
+def load_cf_connection(config: ConfigReader) -> CfConnection:
+    api_url = _string(config, "cfApiUrl").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", api_url):
+        raise SettingsError(f"stack config {_key('cfApiUrl')} must be an http(s) URL, got {api_url!r}")
+    return CfConnection(
+        api_url=api_url,
+        client_id=_string(config, "cfClientId", "cf-access"),
+        client_secret=SecretStr(_string(config, "cfClientSecret")),
+        skip_tls_verify=_bool(config, "cfSkipTlsVerify", False),
+        concurrency=_int(config, "concurrency", 8, 1, 64),
+    )
+
+
+def load_deprovision_policy(config: ConfigReader) -> DeprovisionPolicy:
+    value = _choice(config, "deprovisionPolicy", get_args(DeprovisionPolicy), "roles-only")
+    return "delete-user" if value == "delete-user" else "roles-only"
+
+
+def load_settings(config: ConfigReader, project_root: Path) -> Settings:
+    """Read and validate the whole stack config; raise SettingsError naming the key."""
+    return Settings(
+        cf=load_cf_connection(config),
+        mappings_dir=project_root / _string(config, "mappingsDir", "mappings"),
+        identity_source=_choice(config, "identitySource", IDENTITY_SOURCES, "directory"),
+        directory_file=project_root / _string(config, "directoryFile", "directory/example.yaml"),
+        directory_origin=_string(config, "directoryOrigin", "uaa"),
+        username_attribute=_choice(config, "usernameAttribute", USERNAME_ATTRIBUTES, "username"),
+        protected_users=_regex_list(config, "protectedUsers"),
+        deprovision_policy=load_deprovision_policy(config),
+    )
