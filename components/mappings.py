@@ -217,13 +217,11 @@ def load_mappings(
         problems.extend(read_problems)
         if data is not None:
             named.append((shown, data))
-    try:
-        result = parse_mappings(named, max_file_bytes=max_file_bytes, known_sources=known_sources)
-    except MappingError as exc:
-        problems.extend(exc.problems)
+    mappings, parse_problems = _parse(named, max_file_bytes, known_sources)
+    problems.extend(parse_problems)
     if problems:
         raise MappingError(problems)
-    return result
+    return mappings
 
 
 def parse_mappings(
@@ -233,10 +231,21 @@ def parse_mappings(
     known_sources: Collection[str] | None = None,
 ) -> Mappings:
     """Validate mapping documents given as (display name, content); pure, no I/O."""
-    problems: list[Problem] = []
-    orgs: list[OrgMapping] = []
     if not files:
         raise MappingError([Problem("mappings", None, None, "", "no mapping files given")])
+    mappings, problems = _parse(files, max_file_bytes, known_sources)
+    if problems:
+        raise MappingError(problems)
+    return mappings
+
+
+def _parse(
+    files: Sequence[tuple[str, bytes | str]],
+    max_file_bytes: int,
+    known_sources: Collection[str] | None,
+) -> tuple[Mappings, list[Problem]]:
+    problems: list[Problem] = []
+    orgs: list[OrgMapping] = []
     for name, content in files:
         data = content.encode("utf-8") if isinstance(content, str) else content
         root, parse_problems = parse_yaml(data, name, max_file_bytes)
@@ -253,21 +262,18 @@ def parse_mappings(
     for org in orgs:
         key = org.name.casefold()
         if key in first:
-            other = first[key]
             problems.append(
                 Problem(
                     org.location.file,
                     org.location.line,
                     org.location.column,
                     "org",
-                    f"org '{org.name}' is already defined in {other.location}",
+                    f"org '{org.name}' is already defined in {first[key].location}",
                 )
             )
         else:
             first[key] = org
-    if problems:
-        raise MappingError(problems)
-    return Mappings(orgs=tuple(sorted(orgs, key=lambda o: o.name)))
+    return Mappings(orgs=tuple(sorted(orgs, key=lambda o: o.name))), problems
 
 
 class _OrgReader(NodeReader):
