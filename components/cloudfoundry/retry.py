@@ -58,7 +58,7 @@ class RetryableStatus(Exception):
 
 
 def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, RetryableStatus | RETRYABLE_TRANSPORT_ERRORS)
+    return isinstance(exc, (RetryableStatus, *RETRYABLE_TRANSPORT_ERRORS))
 
 
 def is_ambiguous(exc: BaseException) -> bool:
