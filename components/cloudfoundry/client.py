@@ -757,6 +757,11 @@ class CloudFoundryClient:
                 users[user.guid] = user
         return list(roles.values()), users
 
+    def get_role(self, guid: str) -> Role | None:
+        """``GET /v3/roles/<guid>``; None when it does not exist (404)."""
+        body = self._get_json("cc", f"/v3/roles/{guid}", allow_404=True)
+        return parse_role(body) if body is not None else None
+
     def find_role(
         self, type: str, user_guid: str, *, org_guid: str | None = None, space_guid: str | None = None
     ) -> Role | None:
@@ -877,6 +882,11 @@ class CloudFoundryClient:
                 user = parse_uaa_user(res)
                 out[user.id] = user
         return list(out.values())
+
+    def get_uaa_user(self, id: str) -> UaaUser | None:
+        """``GET <uaa>/Users/<id>``; None when it does not exist (404)."""
+        body = self._get_json("uaa", f"/Users/{id}", allow_404=True)
+        return parse_uaa_user(body) if body is not None else None
 
     def find_uaa_user(self, username: str, origin: str) -> UaaUser | None:
         flt = f"userName eq {_uaa_filter_value(username)} and origin eq {_uaa_filter_value(origin)}"

@@ -56,6 +56,11 @@ class Fault:
     times: int = 1
 
 
+class _ChaosStatus(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
 @dataclass
 class FakeCF:
     expires_in: int = 3600
@@ -72,7 +77,7 @@ class FakeCF:
     per_page_cap: int = 5000
     uaa_409_user_id: bool = True
     next_host: str = API
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ----------------------------------------------------------------- helpers
     def calls(self, method: str, path: str) -> int:
@@ -133,15 +138,41 @@ class FakeCF:
         assert fault.response is not None
         return fault.response()
 
+    chaos: random.Random | None = None  # random before/after faults on every request
+    chaos_rate: float = 0.0
+
+    def _chaos(self, request: httpx.Request) -> None:
+        if self.chaos is None or request.url.path in ("/", "/oauth/token"):
+            return
+        with self.lock:
+            roll = self.chaos.random()
+            kind = self.chaos.choice(["500", "503", "429", "drop", "timeout"])
+        if roll < self.chaos_rate:
+            if kind == "drop":
+                raise httpx.RemoteProtocolError("injected", request=request)
+            if kind == "timeout":
+                raise httpx.ReadTimeout("injected", request=request)
+            raise _ChaosStatus(int(kind))
+
     def handle(self, request: httpx.Request) -> httpx.Response:
-        self.log.append(request)
+        with self.lock:
+            self.log.append(request)
         fault = self._fault(request, after=False)
         if fault is not None:
             return self._apply(fault, request)
-        response = self._route(request)
+        try:
+            self._chaos(request)
+        except _ChaosStatus as st:
+            return httpx.Response(st.status, headers={"Retry-After": "0"} if st.status == 429 else {})
+        with self.lock:
+            response = self._route(request)
         fault = self._fault(request, after=True)
         if fault is not None:
             return self._apply(fault, request)
+        try:
+            self._chaos(request)  # after processing: the ambiguous kind
+        except _ChaosStatus as st:
+            return httpx.Response(st.status)
         return response
 
     def _route(self, request: httpx.Request) -> httpx.Response:
@@ -180,6 +211,11 @@ class FakeCF:
                 and self._match(q, "origins", u["origin"])
             ]
             return self._page(items, q, path)
+        if request.method == "GET" and parts[:2] == ["v3", "roles"] and len(parts) == 3:
+            role = self.roles.get(parts[2])
+            if role is None:
+                return cc_error(404, 10010, "CF-ResourceNotFound", "Role not found")
+            return httpx.Response(200, json=role)
         if request.method == "GET" and parts[:2] == ["v3", "users"] and len(parts) == 3:
             user = self.users.get(parts[2])
             if user is None:
@@ -332,6 +368,11 @@ class FakeCF:
             uid = str(uuid.uuid4())
             self.uaa_users[uid] = {"id": uid, **body}
             return httpx.Response(201, json=self.uaa_users[uid], headers={"ETag": '"0"'})
+        if request.method == "GET" and path.startswith("/Users/"):
+            found = self.uaa_users.get(path.rsplit("/", 1)[1])
+            if found is None:
+                return httpx.Response(404, json={"error": "scim_resource_not_found"})
+            return httpx.Response(200, json=found)
         if request.method == "DELETE" and path.startswith("/Users/"):
             assert request.headers.get("If-Match") == "*"
             uid = path.rsplit("/", 1)[1]
@@ -626,6 +667,8 @@ def test_create_role(fake: FakeCF, client: CloudFoundryClient, org_user: tuple[s
     assert role == Role(role.guid, "organization_user", user, org, None)
     srole = client.create_role("space_developer", user, space_guid=space)
     assert srole.space_guid == space and srole.org_guid is None
+    assert client.get_role(srole.guid) == srole
+    assert client.get_role("missing") is None
     assert len(fake.roles) == 2
 
 
@@ -916,9 +959,11 @@ def test_uaa_create_ambiguous_adopts(fake: FakeCF, client: CloudFoundryClient) -
 
 def test_uaa_delete(fake: FakeCF, client: CloudFoundryClient) -> None:
     user = client.create_uaa_user("dave@corp.com", "okta")
+    assert client.get_uaa_user(user.id) == user
     client.delete_uaa_user(user.id)
     client.delete_uaa_user(user.id)  # 404 is fine
     assert fake.uaa_users == {}
+    assert client.get_uaa_user(user.id) is None
 
 
 def test_uaa_pagination(fake: FakeCF, client: CloudFoundryClient) -> None:
@@ -1075,3 +1120,30 @@ def test_closed_client_refuses(fake: FakeCF, ftime: FakeTime) -> None:
 
 def test_uaa_user_model() -> None:
     assert UaaUser("i", "u", "o").origin == "o"
+
+
+def test_chaos_run_converges_without_duplicates(fake: FakeCF, ftime: FakeTime) -> None:
+    """300 role creates then 150 deletes under 10% random faults, before and after processing."""
+    orgs = [fake.add_org(f"o{i}") for i in range(3)]
+    users = [str(uuid.uuid4()) for _ in range(100)]
+    for u in users:
+        fake.add_user(u)
+    fake.chaos = random.Random(42)
+    fake.chaos_rate = 0.10
+    wanted = [(u, o) for u in users for o in orgs]
+    with make_client(fake, ftime, max_retries=10) as c:
+        roles = c.map_concurrently(
+            lambda uo: c.create_role("organization_auditor", uo[0], org_guid=uo[1]), wanted
+        )
+        assert len(roles) == 300
+        pairs = [
+            (r["relationships"]["user"]["data"]["guid"], r["relationships"]["organization"]["data"]["guid"])
+            for r in fake.roles.values()
+        ]
+        assert sorted(pairs) == sorted(wanted)  # exactly once each
+        assert {r.guid for r in roles} == set(fake.roles)
+        c.map_concurrently(c.delete_role, [r.guid for r in roles[::2]])
+        assert set(fake.roles) == {r.guid for r in roles[1::2]}
+        events = c.event_counts()
+    assert events["retry"] > 20
+    assert events.get("adopt_after_ambiguous", 0) > 0
