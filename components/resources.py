@@ -3,12 +3,12 @@
 URNs are built from names only (org, space, role type, origin/username), so
 they stay stable across runs and read well in previews:
 
-    cf-access:index:Users               users
-      pulumi-python:dynamic:Resource      user corp-sso/alice@corp.com
-    cf-access:index:OrgAccess           payments
-      pulumi-python:dynamic:Resource      payments:organization_user
-      cf-access:index:SpaceAccess         payments/dev
-        pulumi-python:dynamic:Resource    payments/dev:space_developer
+    cf-access:index:Users                      users
+      pulumi-python:dynamic/cf:User              corp-sso/alice@corp.com
+    cf-access:index:OrgAccess                  payments
+      pulumi-python:dynamic/cf:RoleMembership    payments:organization_user
+      cf-access:index:SpaceAccess                payments/dev
+        pulumi-python:dynamic/cf:RoleMembership  payments/dev:space_developer
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ _USER_PROVIDER = UserProvider()
 _MEMBERSHIP_PROVIDER = MembershipProvider()
 
 
-class CfUserResource(Resource):
+class CfUserResource(Resource, module="cf", name="User"):
     """A CF user (UAA shadow user + CC user)."""
 
     def __init__(self, ref: UserRef, opts: pulumi.ResourceOptions) -> None:
         props: dict[str, Any] = {"origin": ref.origin, "username": ref.username}
-        super().__init__(_USER_PROVIDER, f"user {ref.key}", props, opts)
+        super().__init__(_USER_PROVIDER, ref.key, props, opts)
 
 
-class RoleMembership(Resource):
+class RoleMembership(Resource, module="cf", name="RoleMembership"):
     """Everyone holding one role type in one org or space."""
 
     def __init__(self, membership: Membership, opts: pulumi.ResourceOptions) -> None:

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.settings import SettingsError, load_cf_connection, load_settings
+
+
+class FakeConfig:
+    def __init__(self, **values: object) -> None:
+        self.values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+
+BASE = {"cfApiUrl": "https://api.example.com/", "cfClientSecret": "s3cr3t-value"}
+
+
+def test_defaults_and_normalisation() -> None:
+    settings = load_settings(FakeConfig(**BASE), Path("/proj"))
+    assert settings.cf.api_url == "https://api.example.com"
+    assert settings.cf.client_id == "cf-access"
+    assert settings.cf.concurrency == 8
+    assert settings.mappings_dir == Path("/proj/mappings")
+    assert settings.deprovision_policy == "roles-only"
+    assert settings.protected_users == ()
+
+
+def test_secret_never_in_repr_or_str() -> None:
+    connection = load_cf_connection(FakeConfig(**BASE))
+    assert "s3cr3t-value" not in repr(connection)
+    assert "s3cr3t-value" not in str(connection)
+    assert connection.client_secret.get_secret_value() == "s3cr3t-value"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cfApiUrl": None}, "stack config cf-access:cfApiUrl is required"),
+        ({"cfClientSecret": None}, "stack config cf-access:cfClientSecret is required"),
+        ({"cfApiUrl": "api.example.com"}, "cf-access:cfApiUrl must be an http(s) URL"),
+        ({"concurrency": "many"}, "cf-access:concurrency must be an integer, got 'many'"),
+        ({"concurrency": "0"}, "cf-access:concurrency must be between 1 and 64, got 0"),
+        ({"deprovisionPolicy": "nuke"}, "cf-access:deprovisionPolicy must be one of delete-user, roles-only"),
+        ({"usernameAttribute": "upn"}, "cf-access:usernameAttribute must be one of username, email"),
+        ({"cfSkipTlsVerify": "maybe"}, "cf-access:cfSkipTlsVerify must be true or false"),
+        ({"protectedUsers": ["admin", "(unclosed"]}, "cf-access:protectedUsers[1] is not a valid regular expression"),
+        ({"protectedUsers": "admin"}, "cf-access:protectedUsers must be a list of strings"),
+    ],
+)
+def test_bad_values_name_the_key(overrides: dict[str, object], message: str) -> None:
+    values = {**BASE, **overrides}
+    config = FakeConfig(**{k: v for k, v in values.items() if v is not None})
+    with pytest.raises(SettingsError) as raised:
+        load_settings(config, Path("/proj"))
+    assert message in str(raised.value)
+    assert "s3cr3t-value" not in str(raised.value)
