@@ -287,7 +287,7 @@ class _OrgReader(NodeReader):
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def read(self, root: Node) -> OrgMapping | None:
-        if not isinstance(root, MappingNode):
+        if kind_name(root) != "mapping":
             self.problem(root, "", f"a mapping file must be a mapping with 'org', got {kind_name(root)}")
             return None
         items = {k: (kn, vn) for k, kn, vn in self.mapping(root, "")}
@@ -424,7 +424,7 @@ class _OrgReader(NodeReader):
         return RoleGrants(role, tuple(groups), tuple(users), self.loc(key_node))
 
     def group(self, node: Node, path: str) -> GroupGrant | None:
-        if isinstance(node, MappingNode):
+        if kind_name(node) == "mapping":
             fields = {k: (kn, vn) for k, kn, vn in self.mapping(node, path)}
             for key, (kn, _) in fields.items():
                 if key not in GROUP_KEYS:
@@ -488,7 +488,7 @@ class _OrgReader(NodeReader):
         return True
 
     def user(self, node: Node, path: str) -> UserGrant | None:
-        if isinstance(node, MappingNode):
+        if kind_name(node) == "mapping":
             fields = {k: (kn, vn) for k, kn, vn in self.mapping(node, path)}
             for key, (kn, _) in fields.items():
                 if key not in USER_KEYS:

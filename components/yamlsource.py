@@ -24,6 +24,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 DEFAULT_MAX_FILE_BYTES = 1_000_000
 
 STR_TAG = "tag:yaml.org,2002:str"
+MAP_TAG = "tag:yaml.org,2002:map"
+SEQ_TAG = "tag:yaml.org,2002:seq"
 _TAG_NAMES = {
     "tag:yaml.org,2002:str": "string",
     "tag:yaml.org,2002:int": "integer",
@@ -157,11 +159,11 @@ def pos(node: Node) -> tuple[int, int]:
 
 def kind_name(node: Node) -> str:
     """Human name of a node's type: mapping, list, string, integer, null, ..."""
-    if isinstance(node, MappingNode):
+    if isinstance(node, MappingNode) and node.tag == MAP_TAG:
         return "mapping"
-    if isinstance(node, SequenceNode):
+    if isinstance(node, SequenceNode) and node.tag == SEQ_TAG:
         return "list"
-    return _TAG_NAMES.get(node.tag, node.tag)
+    return _TAG_NAMES.get(node.tag, f"a value tagged '{node.tag}'")
 
 
 def did_you_mean(word: str, options: Sequence[str]) -> str:
@@ -211,7 +213,7 @@ class NodeReader:
         Returns [] (after reporting) when ``node`` is not a mapping. Duplicate keys are
         reported at the later occurrence, and only the first occurrence is returned.
         """
-        if not isinstance(node, MappingNode):
+        if not isinstance(node, MappingNode) or node.tag != MAP_TAG:
             self.problem(node, path, f"expected {what}, got {kind_name(node)}")
             return []
         seen: dict[str, ScalarNode] = {}
@@ -234,7 +236,7 @@ class NodeReader:
         return items
 
     def sequence(self, node: Node, path: str, hint: str = "") -> list[Node]:
-        if not isinstance(node, SequenceNode):
+        if not isinstance(node, SequenceNode) or node.tag != SEQ_TAG:
             self.problem(node, path, f"expected a list, got {kind_name(node)}{hint}")
             return []
         return list(node.value)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import Node
 
 from components.identity.base import IdentityReadError, Person, normalise_username
 from components.yamlsource import (
@@ -30,6 +30,7 @@ from components.yamlsource import (
     did_you_mean,
     display_path,
     join,
+    kind_name,
     name_problem,
     parse_yaml,
     read_limited,
@@ -136,7 +137,7 @@ class _DirectoryReader(NodeReader):
         for key, (kn, _) in items.items():
             if key not in TOP_KEYS:
                 self.unknown_key(key, kn, "", TOP_KEYS)
-        if isinstance(root, MappingNode):
+        if kind_name(root) == "mapping":
             for key in TOP_KEYS:
                 if key not in items:
                     self.problem(root, key, f"missing required key '{key}'")
@@ -185,7 +186,7 @@ class _DirectoryReader(NodeReader):
         lines: dict[str, int],
     ) -> None:
         fields = {k: (kn, vn) for k, kn, vn in self.mapping(node, path, "a user mapping")}
-        if not isinstance(node, MappingNode):
+        if kind_name(node) != "mapping":
             return
         for key, (kn, _) in fields.items():
             if key not in USER_KEYS:

@@ -513,3 +513,46 @@ def test_load_mappings_explicit_file_list(tmp_path: Path) -> None:
     a = tmp_path / "one.yaml"
     a.write_text("org: one\n")
     assert [o.name for o in load_mappings([a]).orgs] == ["one"]
+
+
+def test_unacceptable_raw_character_is_a_located_syntax_error() -> None:
+    assert errors(b"org: p\x07\n") == [f"{F}:1:7: YAML syntax error: unacceptable character U+0007"]
+
+
+def test_python_tags_are_rejected_not_constructed() -> None:
+    assert errors("org: !!python/object/apply:os.system [echo hi]\n") == [
+        f"{F}:1:6: org: expected a string, got a value tagged 'tag:yaml.org,2002:python/object/apply:os.system'"
+    ]
+
+
+def test_aliases_are_followed() -> None:
+    m = parse(
+        """\
+        org: p
+        spaces:
+          dev:
+            space_developer: &devs {groups: [a, b]}
+          prod:
+            space_auditor: *devs
+        """
+    )
+    prod = m.orgs[0].space("prod")
+    assert prod is not None
+    assert [g.group for g in prod.roles[0].groups] == ["a", "b"]
+
+
+def test_problem_str_without_position() -> None:
+    assert str(Problem("f.yaml", None, None, "", "file is empty")) == "f.yaml: file is empty"
+    assert str(Problem("f.yaml", 3, None, "org", "bad")) == "f.yaml:3: org: bad"
+
+
+def test_tagged_root_mapping_is_rejected() -> None:
+    assert errors("!!python/object:x {org: p}\n") == [
+        f"{F}:1:1: a mapping file must be a mapping with 'org', got a value tagged 'tag:yaml.org,2002:python/object:x'"
+    ]
+
+
+def test_set_instead_of_spaces_mapping_is_rejected() -> None:
+    assert errors("org: p\nspaces: !!set {a, b}\n") == [
+        f"{F}:2:9: spaces: expected a mapping of space name to roles, got a value tagged 'tag:yaml.org,2002:set'"
+    ]
