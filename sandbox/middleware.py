@@ -1,0 +1,147 @@
+"""Outermost ASGI layer: request counting, fault injection and the CC-style rate limiter.
+
+``/_sandbox/*`` (the operations API) is neither counted nor faulted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import errors
+from .auth import CC_GLOBAL_READ
+from .responses import encode
+from .state import SandboxState
+from .tokens import InvalidToken
+
+_RATE_EXEMPT = frozenset({"/", "/v3", "/v3/", "/v2/info", "/healthz"})
+
+
+class SandboxMiddleware:
+    def __init__(self, app: ASGIApp, state: SandboxState, routes: list[BaseRoute]) -> None:
+        self.app = app
+        self.state = state
+        self.routes = routes
+
+    def _template(self, scope: Scope) -> str:
+        partial: str | None = None
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", scope["path"]))
+            if match is Match.PARTIAL and partial is None:
+                partial = str(getattr(route, "path", scope["path"]))
+        return partial or "(unmatched)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        path: str = scope["path"]
+        state.counters.count(scope["method"], self._template(scope))
+
+        faults = state.faults
+        if faults.active and faults.applies_to(path):
+            delay = faults.delay_s()
+            if delay:
+                await asyncio.sleep(delay)
+            outcome = faults.pick()
+            if outcome == "drop":
+                await _drop(receive, send)
+                return
+            if outcome == "429":
+                await _send_rate_limited(
+                    send,
+                    {
+                        "Retry-After": str(faults.retry_after_s),
+                        "X-RateLimit-Limit": str(state.limiter.limit),
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset": str(
+                            int(state.limiter.window_start + state.limiter.reset_interval_s)
+                        ),
+                    },
+                )
+                return
+            if outcome is not None:
+                await _send_error(send, int(outcome))
+                return
+
+        limiter = state.limiter
+        if limiter.enabled and path not in _RATE_EXEMPT and not path.startswith("/uaa"):
+            key = self._limiter_key(scope)
+            if key is not None:
+                allowed, headers = limiter.hit(key)
+                if not allowed:
+                    await _send_rate_limited(send, headers)
+                    return
+                raw = [(k.lower().encode(), v.encode()) for k, v in headers.items() if k != "Retry-After"]
+
+                async def send_with_headers(message: Message) -> None:
+                    if message["type"] == "http.response.start":
+                        message = dict(message)
+                        message["headers"] = list(message.get("headers", [])) + raw
+                    await send(message)
+
+                await self.app(scope, receive, send_with_headers)
+                return
+        await self.app(scope, receive, send)
+
+    def _limiter_key(self, scope: Scope) -> str | None:
+        """The token's user (CC counts per user); None = exempt (no/invalid token, admin if exempt)."""
+        auth = None
+        for k, v in scope.get("headers", []):
+            if k == b"authorization":
+                auth = v.decode("latin-1")
+                break
+        if not auth or auth[:7].lower() != "bearer ":
+            return None
+        try:
+            info = self.state.tokens.validate(auth[7:].strip())
+        except InvalidToken:
+            return None
+        if self.state.limiter.exempt_admin and not info.scopes.isdisjoint(
+            CC_GLOBAL_READ - {"cloud_controller.global_auditor"}
+        ):
+            return None
+        return info.cc_user_guid
+
+
+async def _drop(receive: Receive, send: Send) -> None:
+    """Close the TCP connection without any response (uvicorn: abort the transport)."""
+    cycle: Any = getattr(receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise ConnectionAbortedError("sandbox fault: drop")
+    transport.abort()
+    cycle.disconnected = True
+
+
+async def _send(send: Send, status: int, body: bytes, headers: dict[str, str], content_type: str) -> None:
+    raw = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_rate_limited(send: Send, headers: dict[str, str]) -> None:
+    body = encode(errors.rate_limit_exceeded().envelope()).encode()
+    # CC's rate limiter really sends its JSON body as text/plain
+    await _send(send, 429, body, headers, "text/plain; charset=utf-8")
+
+
+async def _send_error(send: Send, status: int) -> None:
+    if status == 502:
+        await _send(
+            send,
+            502,
+            b"502 Bad Gateway: Registered endpoint failed to handle the request.\n",
+            {},
+            "text/plain; charset=utf-8",
+        )
+        return
+    err = errors.unknown_error() if status == 500 else errors.service_unavailable()
+    await _send(send, status, encode(err.envelope()).encode(), {}, "application/json; charset=utf-8")

@@ -1,0 +1,106 @@
+"""UAA OAuth clients and JWT access tokens (HS256, per-process signing key)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+DEFAULT_TOKEN_VALIDITY = 43199
+
+
+@dataclass(slots=True)
+class Client:
+    client_id: str
+    secret: str
+    authorities: list[str]
+    access_token_validity: int | None = None
+
+
+@dataclass(slots=True)
+class TokenInfo:
+    """Validated token claims that the sandbox cares about."""
+
+    client_id: str
+    user_id: str | None
+    scopes: frozenset[str]
+    exp: float
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cc_user_guid(self) -> str:
+        return self.user_id or self.client_id
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class TokenService:
+    def __init__(self) -> None:
+        self.key = secrets.token_bytes(32)
+        self.clients: dict[str, Client] = {}
+        self.default_validity = DEFAULT_TOKEN_VALIDITY
+        self._cache: dict[str, TokenInfo] = {}
+
+    def add_client(self, client: Client) -> None:
+        self.clients[client.client_id] = client
+
+    def authenticate(self, client_id: str, secret: str) -> Client | None:
+        client = self.clients.get(client_id)
+        if client is None or not secrets.compare_digest(client.secret.encode(), secret.encode()):
+            return None
+        return client
+
+    def issue(self, client: Client, scopes: list[str], issuer: str) -> tuple[str, int, str]:
+        validity = client.access_token_validity
+        if validity is None:
+            validity = self.default_validity
+        now = int(time.time())
+        jti = uuid.uuid4().hex
+        claims = {
+            "jti": jti,
+            "sub": client.client_id,
+            "authorities": scopes,
+            "scope": scopes,
+            "client_id": client.client_id,
+            "cid": client.client_id,
+            "azp": client.client_id,
+            "grant_type": "client_credentials",
+            "rev_sig": uuid.uuid4().hex[:8],
+            "iat": now,
+            "exp": now + validity,
+            "iss": issuer,
+            "zid": "uaa",
+            "aud": sorted({s.split(".", 1)[0] for s in scopes} | {client.client_id}),
+        }
+        token = jwt.encode(claims, self.key, algorithm="HS256", headers={"kid": "sandbox-key"})
+        return token, validity, jti
+
+    def validate(self, token: str) -> TokenInfo:
+        info = self._cache.get(token)
+        now = time.time()
+        if info is not None:
+            if info.exp <= now:
+                raise InvalidToken("expired")
+            return info
+        try:
+            claims = jwt.decode(token, self.key, algorithms=["HS256"], options={"verify_aud": False})
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        scope = claims.get("scope") or []
+        info = TokenInfo(
+            client_id=str(claims.get("client_id") or claims.get("cid") or ""),
+            user_id=claims.get("user_id"),
+            scopes=frozenset(scope if isinstance(scope, list) else str(scope).split()),
+            exp=float(claims.get("exp", 0)),
+            claims=claims,
+        )
+        if len(self._cache) > 10000:
+            self._cache.clear()
+        self._cache[token] = info
+        return info
