@@ -426,6 +426,8 @@ class _OrgReader(NodeReader):
     def group(self, node: Node, path: str) -> GroupGrant | None:
         if kind_name(node) == "mapping":
             fields = {k: (kn, vn) for k, kn, vn in self.mapping(node, path)}
+            if self.key_value_slip(node, fields, path, GROUP_KEYS):
+                return None
             for key, (kn, _) in fields.items():
                 if key not in GROUP_KEYS:
                     self.unknown_key(key, kn, path, GROUP_KEYS)
@@ -472,6 +474,28 @@ class _OrgReader(NodeReader):
             return None
         return GroupGrant(rest, prefix, None, self.loc(node))
 
+    def key_value_slip(
+        self, node: Node, fields: dict[str, tuple[ScalarNode, Node]], path: str, allowed: Sequence[str]
+    ) -> bool:
+        """Catch ``[okta: payments]`` / ``- okta: x``: YAML reads ``a: b`` as a one-pair mapping."""
+        if len(fields) != 1:
+            return False
+        [(key, (_, value))] = fields.items()
+        if key in allowed or not isinstance(value, ScalarNode) or did_you_mean(key, allowed):
+            return False
+        mark = node.start_mark
+        if mark.buffer is not None and mark.buffer[mark.pointer : mark.pointer + 1] == "{":
+            return False  # an explicit {...} object: report its keys normally
+        if not value.value:
+            message = f"'{key}:' is read by YAML as a key without a value, not a name; quote the name"
+        else:
+            message = (
+                f"'{key}: {value.value}' is read by YAML as a key/value pair, not a name; "
+                f"write '{key}:{value.value}' (no space after ':') or quote it"
+            )
+        self.problem(node, path, message)
+        return True
+
     def check_source(self, source: str, node: Node, path: str) -> bool:
         if not SOURCE_NAME_RE.fullmatch(source):
             self.problem(node, path, f"'{source}' is not a source name (lowercase letters, digits, '-', '_')")
@@ -490,6 +514,8 @@ class _OrgReader(NodeReader):
     def user(self, node: Node, path: str) -> UserGrant | None:
         if kind_name(node) == "mapping":
             fields = {k: (kn, vn) for k, kn, vn in self.mapping(node, path)}
+            if self.key_value_slip(node, fields, path, USER_KEYS):
+                return None
             for key, (kn, _) in fields.items():
                 if key not in USER_KEYS:
                     self.unknown_key(key, kn, path, USER_KEYS)

@@ -556,3 +556,20 @@ def test_set_instead_of_spaces_mapping_is_rejected() -> None:
     assert errors("org: p\nspaces: !!set {a, b}\n") == [
         f"{F}:2:9: spaces: expected a mapping of space name to roles, got a value tagged 'tag:yaml.org,2002:set'"
     ]
+
+
+def test_key_value_slip_in_user_list_gets_a_hint() -> None:
+    assert errors("org: p\norg_roles:\n  organization_user:\n    users:\n      - admin:\n") == [
+        f"{F}:5:9: org_roles.organization_user.users[0]: 'admin:' is read by YAML as a key without a value, not a name; quote the name"
+    ]
+
+
+def test_key_value_slip_block_style_and_explicit_object() -> None:
+    assert errors("org: p\norg_roles:\n  organization_user:\n    groups:\n      - okta: leads\n") == [
+        f"{F}:5:9: org_roles.organization_user.groups[0]: 'okta: leads' is read by YAML as a key/value pair, not a name; write 'okta:leads' (no space after ':') or quote it"
+    ]
+    # an explicit {...} object is reported key by key instead
+    assert errors("org: p\norg_roles:\n  organization_user: {groups: [{okta: leads}]}\n") == [
+        f"{F}:3:32: org_roles.organization_user.groups[0]: missing required key 'group'",
+        f"{F}:3:33: org_roles.organization_user.groups[0].okta: unknown key 'okta'",
+    ]
