@@ -11,7 +11,9 @@ AUDITOR = ("auditor", "auditor-secret")
 
 
 def get_token(url: str, client: tuple[str, str] = ADMIN, **form: str) -> str:
-    resp = httpx.post(f"{url}/uaa/oauth/token", data={"grant_type": "client_credentials", **form}, auth=client)
+    resp = httpx.post(
+        f"{url}/uaa/oauth/token", data={"grant_type": "client_credentials", **form}, auth=client
+    )
     resp.raise_for_status()
     token: str = resp.json()["access_token"]
     return token
@@ -51,17 +53,32 @@ class Api:
         guid: str = body["resources"][0]["guid"]
         return guid
 
-    def org_role(self, role_type: str, org_guid: str, *, guid: str | None = None, username: str | None = None,
-                 origin: str | None = None) -> httpx.Response:
+    def org_role(
+        self,
+        role_type: str,
+        org_guid: str,
+        *,
+        guid: str | None = None,
+        username: str | None = None,
+        origin: str | None = None,
+    ) -> httpx.Response:
         return self.post("/v3/roles", _role_body(role_type, "organization", org_guid, guid, username, origin))
 
-    def space_role(self, role_type: str, space_guid: str, *, guid: str | None = None, username: str | None = None,
-                   origin: str | None = None) -> httpx.Response:
+    def space_role(
+        self,
+        role_type: str,
+        space_guid: str,
+        *,
+        guid: str | None = None,
+        username: str | None = None,
+        origin: str | None = None,
+    ) -> httpx.Response:
         return self.post("/v3/roles", _role_body(role_type, "space", space_guid, guid, username, origin))
 
 
-def _role_body(role_type: str, scope: str, scope_guid: str, guid: str | None, username: str | None,
-               origin: str | None) -> dict[str, Any]:
+def _role_body(
+    role_type: str, scope: str, scope_guid: str, guid: str | None, username: str | None, origin: str | None
+) -> dict[str, Any]:
     user: dict[str, Any] = {}
     if guid is not None:
         user["guid"] = guid
@@ -69,7 +86,10 @@ def _role_body(role_type: str, scope: str, scope_guid: str, guid: str | None, us
         user["username"] = username
     if origin is not None:
         user["origin"] = origin
-    return {"type": role_type, "relationships": {"user": {"data": user}, scope: {"data": {"guid": scope_guid}}}}
+    return {
+        "type": role_type,
+        "relationships": {"user": {"data": user}, scope: {"data": {"guid": scope_guid}}},
+    }
 
 
 def error_of(resp: httpx.Response) -> tuple[int, str, int, str]:

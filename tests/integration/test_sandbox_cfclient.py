@@ -69,8 +69,11 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="session")
 def cfclient_python() -> Path:
     python = VENV / "bin" / "python"
-    probe = [str(python), "-c", f"import importlib.metadata as m; assert m.version('cloudfoundry-client') == "
-             f"'{CFCLIENT_VERSION}'"]
+    probe = [
+        str(python),
+        "-c",
+        f"import importlib.metadata as m; assert m.version('cloudfoundry-client') == '{CFCLIENT_VERSION}'",
+    ]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     VENV.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +87,9 @@ def cfclient_python() -> Path:
 
 
 def _seed() -> dict[str, object]:
-    orgs = [{"name": n, "spaces": ["dev", "prod", "qa"]} for n in ("payments", "platform", "data", "ml", "web")]
+    orgs = [
+        {"name": n, "spaces": ["dev", "prod", "qa"]} for n in ("payments", "platform", "data", "ml", "web")
+    ]
     users = [{"username": f"user{i}@corp.com", "origin": "okta"} for i in range(9)]
     roles: list[dict[str, str]] = []
     for i in range(9):
@@ -100,12 +105,14 @@ def server() -> Iterator[SandboxServer]:
         yield srv
 
 
-def test_cloudfoundry_client_lists_creates_and_deletes(cfclient_python: Path, server: SandboxServer,
-                                                        tmp_path: Path) -> None:
+def test_cloudfoundry_client_lists_creates_and_deletes(
+    cfclient_python: Path, server: SandboxServer, tmp_path: Path
+) -> None:
     script = tmp_path / "cfclient_script.py"
     script.write_text(SCRIPT)
-    proc = subprocess.run([str(cfclient_python), str(script), server.url], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [str(cfclient_python), str(script), server.url], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
 
