@@ -67,6 +67,33 @@ GROUP_KEYS = ("group", "source", "until")
 USER_KEYS = ("user", "origin", "until")
 
 
+def _squash(name: str) -> str:
+    return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+
+# Role names other tools use (cf CLI, cf-mgmt, Terraform providers) -> CC V3 role type, for hints.
+ROLE_ALIASES: dict[str, RoleType] = {
+    **{_squash(r): r for r in (*ORG_ROLE_TYPES, *SPACE_ROLE_TYPES)},
+    "orgmanager": "organization_manager",
+    "managers": "organization_manager",
+    "billingmanager": "organization_billing_manager",
+    "orgbillingmanager": "organization_billing_manager",
+    "billingmanagers": "organization_billing_manager",
+    "orgauditor": "organization_auditor",
+    "auditors": "organization_auditor",
+    "orguser": "organization_user",
+    "users": "organization_user",
+    "spacedeveloper": "space_developer",
+    "developer": "space_developer",
+    "developers": "space_developer",
+    "spacemanager": "space_manager",
+    "spaceauditor": "space_auditor",
+    "spacesupporter": "space_supporter",
+    "supporter": "space_supporter",
+    "supporters": "space_supporter",
+}
+
+
 class MappingError(ProblemsError):
     """Mappings failed validation; ``problems`` lists every problem found."""
 
@@ -164,10 +191,18 @@ class Mappings:
     def org(self, name: str) -> OrgMapping | None:
         return next((o for o in self.orgs if o.name == name), None)
 
-    def group_refs(self, default_source: str) -> frozenset[str]:
-        """Qualified refs of every group any mapping references (what the IdP must answer)."""
+    def group_refs(self, default_source: str, today: dt.date | None = None) -> frozenset[str]:
+        """Qualified refs of every group any mapping references (what the IdP must answer).
+
+        With ``today``, groups whose every grant has expired are left out, so a group
+        deleted in the IdP after its grant ended does not fail the read.
+        """
         return frozenset(
-            g.ref(default_source) for org in self.orgs for _, rg in org.all_role_grants() for g in rg.groups
+            g.ref(default_source)
+            for org in self.orgs
+            for _, rg in org.all_role_grants()
+            for g in rg.groups
+            if today is None or g.until is None or g.until >= today
         )
 
     def sources(self) -> frozenset[str]:
@@ -371,7 +406,15 @@ class _OrgReader(NodeReader):
                     self.problem(kn, rpath, f"'{role}' is an org role; put it under org_roles")
                 else:
                     kind = "space" if space else "org"
-                    self.problem(kn, rpath, f"unknown {kind} role type '{role}'{did_you_mean(role, allowed)}")
+                    alias = ROLE_ALIASES.get(_squash(role))
+                    if alias is not None and alias not in allowed:
+                        where = "org_roles" if alias in ORG_ROLE_TYPES else "spaces.<space>"
+                        hint = f" (did you mean '{alias}'? it goes under {where})"
+                    elif alias is not None:
+                        hint = f" (did you mean '{alias}'?)"
+                    else:
+                        hint = did_you_mean(role, allowed)
+                    self.problem(kn, rpath, f"unknown {kind} role type '{role}'{hint}")
                 continue
             result.append(self.grants(cast(RoleType, role), kn, vn, rpath))
         return tuple(sorted(result, key=lambda r: r.role))

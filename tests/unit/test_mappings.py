@@ -183,7 +183,7 @@ BAD: list[tuple[str, str, str]] = [
     (
         "unknown org role with cf-cli style name",
         "org: payments\norg_roles:\n  OrgManager: {groups: [x]}\n",
-        f"{F}:3:3: org_roles.OrgManager: unknown org role type 'OrgManager'",
+        f"{F}:3:3: org_roles.OrgManager: unknown org role type 'OrgManager' (did you mean 'organization_manager'?)",
     ),
     (
         "cf-mgmt style dashed role name",
@@ -573,3 +573,40 @@ def test_key_value_slip_block_style_and_explicit_object() -> None:
         f"{F}:3:32: org_roles.organization_user.groups[0]: missing required key 'group'",
         f"{F}:3:33: org_roles.organization_user.groups[0].okta: unknown key 'okta'",
     ]
+
+
+@pytest.mark.parametrize(
+    ("scope", "name", "hint"),
+    [
+        ("org_roles", "org-manager", "(did you mean 'organization_manager'?)"),
+        ("org_roles", "BillingManager", "(did you mean 'organization_billing_manager'?)"),
+        ("org_roles", "auditors", "(did you mean 'organization_auditor'?)"),
+        ("org_roles", "SpaceDeveloper", "(did you mean 'space_developer'? it goes under spaces.<space>)"),
+        ("spaces.dev", "developers", "(did you mean 'space_developer'?)"),
+        ("spaces.dev", "space-supporter", "(did you mean 'space_supporter'?)"),
+        ("spaces.dev", "OrgAuditor", "(did you mean 'organization_auditor'? it goes under org_roles)"),
+    ],
+)
+def test_role_names_from_other_tools_get_hints(scope: str, name: str, hint: str) -> None:
+    if scope == "org_roles":
+        text = f"org: p\norg_roles:\n  {name}: {{}}\n"
+        kind = "org"
+    else:
+        text = f"org: p\nspaces:\n  dev:\n    {name}: {{}}\n"
+        kind = "space"
+    [line] = errors(text)
+    assert line.endswith(f"{scope}.{name}: unknown {kind} role type '{name}' {hint}")
+
+
+def test_group_refs_can_leave_out_expired_groups() -> None:
+    m = parse(
+        """\
+        org: p
+        org_roles:
+          organization_user:
+            groups: [a, {group: b, until: 2026-01-01}, {group: c, until: 2026-06-01}, okta:d]
+        """
+    )
+    assert m.group_refs("directory") == {"directory:a", "directory:b", "directory:c", "okta:d"}
+    assert m.group_refs("directory", today=dt.date(2026, 6, 1)) == {"directory:a", "directory:c", "okta:d"}
+    assert m.group_refs("directory", today=dt.date(2026, 6, 2)) == {"directory:a", "okta:d"}
