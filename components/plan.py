@@ -6,7 +6,8 @@ Rules (see docs/mappings.md and DESIGN.md):
   roles become removals downstream) and are listed in ``skipped_inactive``.
 * Named users are granted even when the IdP does not list them, with the
   default source's origin unless the entry gives one - except when the snapshot
-  knows them only as inactive (a leaver named in a file is not re-granted).
+  lists them as inactive (a leaver named in a file is not re-granted). Someone
+  listed as inactive in any group is treated as inactive everywhere.
 * Everyone with a space role in an org is in that org's ``organization_user``
   membership, with provenance ``implied by space role dev/space_developer``.
 * Authoritative orgs get all org role types and all space role types of every
@@ -184,11 +185,11 @@ class _Builder:
         self.excluded: set[str] = set()
         self.inactive: set[str] = set()
         self.users: dict[UserRef, set[str]] = {}
-        # people the snapshot knows, by ref: True when active in at least one group listing
-        self.known: dict[UserRef, bool] = {}
-        for people in snapshot.groups.values():
-            for p in people:
-                self.known[p.ref] = self.known.get(p.ref, False) or p.active
+        # Anyone listed as inactive anywhere in the snapshot is treated as inactive everywhere
+        # (least privilege if a source ever reports one person inconsistently).
+        self.inactive_refs: frozenset[UserRef] = frozenset(
+            p.ref for people in snapshot.groups.values() for p in people if not p.active
+        )
 
     def org(self, org: OrgMapping) -> OrgPlan:
         authoritative = org.ownership == "authoritative"
@@ -264,7 +265,7 @@ class _Builder:
             ref_user = UserRef(u.origin or self.settings.default_origin(), u.username)
             if not self.in_force(u, f"user {ref_user.key}", target):
                 continue
-            if self.known.get(ref_user) is False:
+            if ref_user in self.inactive_refs:
                 self.warnings.append(
                     f"{u.location}: user {ref_user.key} is inactive in the identity provider; "
                     f"not granted {target}"
@@ -278,7 +279,7 @@ class _Builder:
         if self.settings.is_protected(user):
             self.excluded.add(user.key)
             return
-        if person is not None and not person.active:
+        if person is not None and (not person.active or user in self.inactive_refs):
             self.inactive.add(user.key)
             return
         members.setdefault(user.key, set()).add(reason)

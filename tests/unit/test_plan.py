@@ -469,3 +469,13 @@ def test_repository_example_plan() -> None:
     }
     assert ap.warnings == ()
     assert ap.summary()["users"] == 11
+
+
+def test_inconsistent_status_counts_as_inactive_everywhere() -> None:
+    ap = plan(
+        "org: o\norg_roles:\n  organization_manager: {groups: [a]}\n  organization_auditor: {groups: [b]}\n",
+        snap(directory__a=(p("x"),), directory__b=(p("x", active=False),)),
+    )
+    assert members(ap, "o", "organization_manager") == {}
+    assert members(ap, "o", "organization_auditor") == {}
+    assert ap.skipped_inactive == ("uaa/x",)
