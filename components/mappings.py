@@ -248,6 +248,10 @@ def load_mappings(
     named: list[tuple[str, bytes]] = []
     for f in files:
         shown = display_path(f)
+        if Path(shown).is_absolute() and isinstance(path, str | Path) and Path(path).is_dir():
+            # Outside the project: name files "<folder>/<file>" so provenance in
+            # state does not churn when the checkout moves (CI workspaces).
+            shown = f"{Path(path).name}/{f.name}"
         data, read_problems = read_limited(f, shown, max_file_bytes)
         problems.extend(read_problems)
         if data is not None:
