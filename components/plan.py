@@ -185,6 +185,7 @@ class _Builder:
         self.excluded: set[str] = set()
         self.inactive: set[str] = set()
         self.users: dict[UserRef, set[str]] = {}
+        self._protected: dict[UserRef, bool] = {}
         # Anyone listed as inactive anywhere in the snapshot is treated as inactive everywhere
         # (least privilege if a source ever reports one person inconsistently).
         self.inactive_refs: frozenset[UserRef] = frozenset(
@@ -275,8 +276,14 @@ class _Builder:
             self.add(members, ref_user, (1, f"named user{_until(u.until)} ({u.location})"), None)
         return members
 
+    def protected(self, user: UserRef) -> bool:
+        hit = self._protected.get(user)
+        if hit is None:
+            hit = self._protected[user] = self.settings.is_protected(user)
+        return hit
+
     def add(self, members: _Members, user: UserRef, reason: _Reason, person: Person | None) -> None:
-        if self.settings.is_protected(user):
+        if self.protected(user):
             self.excluded.add(user.key)
             return
         if person is not None and (not person.active or user in self.inactive_refs):
