@@ -257,11 +257,13 @@ class NodeReader:
         """A calendar date: unquoted ``2026-12-31`` or the same as a quoted string."""
         if isinstance(node, ScalarNode) and node.tag in (STR_TAG, "tag:yaml.org,2002:timestamp"):
             text = str(node.value).strip()
-            try:
-                return dt.date.fromisoformat(text) if len(text) == 10 else _bad_date()
-            except ValueError:
-                self.problem(node, path, f"expected a date as YYYY-MM-DD, got '{text}'")
-                return None
+            if len(text) == 10:  # YYYY-MM-DD only: no times, no week dates
+                try:
+                    return dt.date.fromisoformat(text)
+                except ValueError:
+                    pass
+            self.problem(node, path, f"expected a date as YYYY-MM-DD, got '{text}'")
+            return None
         self.problem(node, path, f"expected a date as YYYY-MM-DD, got {kind_name(node)}")
         return None
 
@@ -269,10 +271,6 @@ class NodeReader:
         self, key: str, key_node: Node, path: str, allowed: Sequence[str], what: str = "key"
     ) -> None:
         self.problem(key_node, join(path, key), f"unknown {what} '{key}'{did_you_mean(key, allowed)}")
-
-
-def _bad_date() -> dt.date:
-    raise ValueError("not a date")
 
 
 def join(path: str, key: str | int) -> str:
