@@ -610,3 +610,14 @@ def test_group_refs_can_leave_out_expired_groups() -> None:
     assert m.group_refs("directory") == {"directory:a", "directory:b", "directory:c", "okta:d"}
     assert m.group_refs("directory", today=dt.date(2026, 6, 1)) == {"directory:a", "directory:c", "okta:d"}
     assert m.group_refs("directory", today=dt.date(2026, 6, 2)) == {"directory:a", "okta:d"}
+
+
+def test_folder_outside_working_directory_gets_stable_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = tmp_path / "checkout-1234" / "mappings"
+    d.mkdir(parents=True)
+    (d / "payments.yaml").write_text("org: payments\norg_roles:\n  organization_user: {groups: [g]}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the folder is not below the working directory
+    m = load_mappings(d)
+    assert str(m.orgs[0].roles[0].groups[0].location) == "mappings/payments.yaml:3"
