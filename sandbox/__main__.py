@@ -11,7 +11,7 @@ import uvicorn
 from .app import create_app
 from .faults import FaultConfig
 from .seed import load_seed_file
-from .server import make_uvicorn_config
+from .server import bind_socket, make_uvicorn_config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     server = uvicorn.Server(make_uvicorn_config(app, args.host, args.port, access_log=args.access_log))
     try:
-        server.run()
+        server.run(sockets=[bind_socket(args.host, args.port)])
     finally:
         state.save()
 
