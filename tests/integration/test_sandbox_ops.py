@@ -1,0 +1,216 @@
+"""Operations API of the sandbox: seeding, counters, faults, rate limiter, state, standalone CLI."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sandbox.control import SandboxControl
+from sandbox.server import SandboxServer
+from sandbox.testing import Api, error_of
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SandboxServer]:
+    with SandboxServer.start(seed=REPO / "sandbox" / "seed.example.yaml") as srv:
+        yield srv
+
+
+@pytest.fixture
+def ctl(server: SandboxServer) -> Iterator[SandboxControl]:
+    with SandboxControl(server.url) as ctl:
+        ctl.clear_faults()
+        ctl.clear_rate_limit()
+        ctl.reset_counters()
+        yield ctl
+        ctl.clear_faults()
+        ctl.clear_rate_limit()
+
+
+def test_example_seed_orgs_and_spaces(server: SandboxServer, ctl: SandboxControl) -> None:
+    state = ctl.state()
+    orgs = {o["guid"]: o["name"] for o in state["organizations"]}
+    assert {"payments", "platform", "data"} <= set(orgs.values())
+    spaces = {(orgs[s["organization_guid"]], s["name"]) for s in state["spaces"]}
+    assert {
+        ("payments", "dev"),
+        ("payments", "prod"),
+        ("platform", "tools"),
+        ("platform", "sandbox"),
+        ("data", "analytics"),
+    } <= spaces
+    assert {c["id"] for c in state["clients"]} >= {"cf-access", "auditor"}
+
+
+def test_seed_returns_guids_and_roles(ctl: SandboxControl) -> None:
+    result = ctl.seed(
+        {
+            "orgs": [{"name": "seeded", "spaces": ["one"]}],
+            "roles": [
+                {"username": "s@corp.com", "origin": "okta", "type": "organization_user", "org": "seeded"},
+                {
+                    "username": "s@corp.com",
+                    "origin": "okta",
+                    "type": "space_manager",
+                    "org": "seeded",
+                    "space": "one",
+                },
+            ],
+        }
+    )
+    assert set(result["orgs"]["seeded"]["spaces"]) == {"one"} and result["roles_created"] == 2
+    assert ("okta", "s@corp.com", "space_manager", "seeded", "one") in ctl.roles()
+
+
+def test_seed_accepts_yaml(server: SandboxServer) -> None:
+    resp = httpx.post(
+        f"{server.url}/_sandbox/seed",
+        content=b"orgs:\n  - name: yamlorg\n    spaces: [a]\n",
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert resp.status_code == 200 and resp.json()["orgs"]["yamlorg"]["spaces"]["a"]
+
+
+def test_counters_keyed_by_route_template(server: SandboxServer, ctl: SandboxControl) -> None:
+    api = Api(server.url)
+    role = api.org_role("organization_auditor", api.org_guid("data"), guid="counted").json()
+    api.get(f"/v3/roles/{role['guid']}")
+    api.delete(f"/v3/roles/{role['guid']}")
+    counters = ctl.counters()
+    req = counters["requests"]
+    assert req["POST /uaa/oauth/token"] == 1
+    assert req["GET /v3/organizations"] == 1
+    assert (
+        req["POST /v3/roles"] == 1
+        and req["GET /v3/roles/{guid}"] == 1
+        and req["DELETE /v3/roles/{guid}"] == 1
+    )
+    assert counters["writes"] == 3  # token POST, role POST, role DELETE
+    assert counters["total"] == 5
+    assert not any(k.split()[1].startswith("/_sandbox") for k in req)  # ops calls are not counted
+    ctl.reset_counters()
+    assert ctl.counters() == {"requests": {}, "writes": 0, "total": 0}
+
+
+def test_fault_latency(server: SandboxServer, ctl: SandboxControl) -> None:
+    ctl.set_faults(latency_ms=150, path_prefix="/v3/info")
+    t0 = time.perf_counter()
+    assert httpx.get(f"{server.url}/v3/info").status_code == 200
+    assert time.perf_counter() - t0 >= 0.14
+    t0 = time.perf_counter()
+    httpx.get(f"{server.url}/v3")  # outside the prefix
+    assert time.perf_counter() - t0 < 0.14
+
+
+def test_fault_errors_mix_is_seeded(server: SandboxServer, ctl: SandboxControl) -> None:
+    def run() -> list[int]:
+        ctl.set_faults(error_rate=0.5, seed=7)
+        return [httpx.get(f"{server.url}/v3").status_code for _ in range(60)]
+
+    first, second = run(), run()
+    assert first == second  # deterministic with a seed
+    assert set(first) == {200, 500, 502, 503}
+    resp = next(r for r in (httpx.get(f"{server.url}/v3") for _ in range(100)) if r.status_code == 503)
+    assert error_of(resp)[:3] == (503, "CF-ServiceUnavailable", 10015)
+
+
+def test_fault_429_like_cc(server: SandboxServer, ctl: SandboxControl) -> None:
+    ctl.set_faults(rate_429=1.0, retry_after_s=3)
+    resp = httpx.get(f"{server.url}/v3/roles")
+    assert resp.status_code == 429 and resp.headers["retry-after"] == "3"
+    assert resp.headers["content-type"].startswith("text/plain")  # CC's real quirk
+    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(resp.headers)
+    assert json.loads(resp.text) == {
+        "errors": [{"detail": "Rate Limit Exceeded", "title": "CF-RateLimitExceeded", "code": 10013}]
+    }
+
+
+def test_fault_drop_closes_connection(server: SandboxServer, ctl: SandboxControl) -> None:
+    ctl.set_faults(drop_rate=1.0, path_prefix="/v3/roles")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/v3/roles")
+    assert httpx.get(f"{server.url}/v3").status_code == 200
+    ctl.clear_faults()
+    assert Api(server.url).get("/v3/roles").status_code == 200
+
+
+def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl) -> None:
+    api = Api(server.url)
+    ctl.set_rate_limit(limit=3, reset_interval_s=60)
+    statuses = []
+    for _ in range(4):
+        resp = api.get("/v3/organizations")
+        statuses.append(resp.status_code)
+        assert resp.headers["x-ratelimit-limit"] == "3"
+        assert int(resp.headers["x-ratelimit-reset"]) > time.time()
+    assert statuses == [200, 200, 200, 429]
+    assert error_of(resp) == (429, "CF-RateLimitExceeded", 10013, "Rate Limit Exceeded")
+    assert 0 < int(resp.headers["retry-after"]) <= 60
+    assert "x-ratelimit-limit" not in httpx.get(f"{server.url}/v3").headers  # root paths are exempt
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_state_file_survives_restart(tmp_path: Path) -> None:
+    state_file = tmp_path / "state.json"
+    with SandboxServer.start(
+        seed={"orgs": [{"name": "keep", "spaces": ["me"]}]}, state_file=state_file
+    ) as srv:
+        api = Api(srv.url)
+        api.org_role("organization_user", api.org_guid("keep"), username="p@corp.com", origin="okta")
+    assert state_file.exists()
+    with SandboxServer.start(state_file=state_file) as srv, SandboxControl(srv.url) as ctl:
+        assert ("okta", "p@corp.com", "organization_user", "keep", None) in ctl.roles()
+
+
+def test_standalone_cli(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--seed",
+            str(REPO / "sandbox" / "seed.example.yaml"),
+            "--latency-ms",
+            "1",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/_sandbox/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        api = Api(url)
+        names = sorted(o["name"] for o in api.get("/v3/organizations").json()["resources"])
+        assert names == ["data", "payments", "platform"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
