@@ -1147,3 +1147,30 @@ def test_chaos_run_converges_without_duplicates(fake: FakeCF, ftime: FakeTime) -
         events = c.event_counts()
     assert events["retry"] > 20
     assert events.get("adopt_after_ambiguous", 0) > 0
+
+
+def test_ratelimit_reset_only_counts_on_429(
+    fake: FakeCF, ftime: FakeTime, client: CloudFoundryClient
+) -> None:
+    far = str(int(ftime.wall) + 3000)
+    fake.faults.append(
+        Fault("GET", "/v3/organizations", lambda: httpx.Response(503, headers={"X-RateLimit-Reset": far}))
+    )
+    client.list_orgs()
+    assert len(ftime.sleeps) == 1 and ftime.sleeps[0] <= 0.2  # jittered backoff, not 3000 s
+    past = str(int(ftime.wall) - 10)
+    fake.faults.append(
+        Fault("GET", "/v3/organizations", lambda: httpx.Response(429, headers={"X-RateLimit-Reset": past}))
+    )
+    client.list_orgs()
+    assert ftime.sleeps[1] == 0.0
+
+
+def test_expired_token_refreshed_once_under_concurrency(
+    fake: FakeCF, ftime: FakeTime, client: CloudFoundryClient
+) -> None:
+    fake.add_org("o")
+    client.list_orgs()
+    ftime.now += 10_000
+    client.map_concurrently(lambda _: client.list_orgs(), range(32))
+    assert len(fake.tokens) == 2
