@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,9 @@ class RuntimeConfig:
     job_delay_ms: float = 20.0  # time until an async delete job completes
     job_polls: int = 0  # if > 0: the job reports PROCESSING for this many polls, then completes
     token_validity_s: int | None = None  # default access-token lifetime (None: UAA's 43199)
+    job_fail_rate: float = 0.0  # probability that an async delete job ends FAILED (nothing deleted)
 
-    KNOBS = ("job_delay_ms", "job_polls", "token_validity_s")
+    KNOBS = ("job_delay_ms", "job_polls", "token_validity_s", "job_fail_rate")
 
 
 class SandboxState:
@@ -38,6 +40,7 @@ class SandboxState:
         self.state_file = state_file
         self._save_handle: asyncio.TimerHandle | None = None
         self._saved_version = -1
+        self._job_rng = random.Random()
 
     # ---- config ------------------------------------------------------------------------------
     def apply_config(self, knobs: dict[str, Any]) -> None:
@@ -80,12 +83,16 @@ class SandboxState:
     def complete_job(self, job: Job) -> None:
         if job.state != "PROCESSING":
             return
+        job.updated_at = now_iso()
+        if self.config.job_fail_rate and self._job_rng.random() < self.config.job_fail_rate:
+            job.state = "FAILED"
+            job.errors = [{"detail": "An unknown error occurred.", "title": "UnknownError", "code": 10001}]
+            return
         if job.operation == "role.delete":
             self.store.remove_role(job.resource_guid)  # "already deleted" races are ignored
         elif job.operation == "user.delete":
             self.store.delete_cc_user(job.resource_guid)
         job.state = "COMPLETE"
-        job.updated_at = now_iso()
         self.mark_dirty()
 
     def job_resource_exists(self, job: Job) -> bool:

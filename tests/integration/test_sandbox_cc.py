@@ -394,6 +394,18 @@ def test_delete_org_user_with_space_roles_is_sync_422(api: Api) -> None:
     assert api.delete(f"/v3/roles/{org_user['guid']}").status_code == 202
 
 
+def test_failed_job_keeps_role(api: Api, ctl: SandboxControl) -> None:
+    ctl.set_config(job_fail_rate=1.0)
+    try:
+        role = api.org_role("organization_auditor", api.org_guid("payments"), guid="sticky").json()
+        job = _wait_job(api, api.delete(f"/v3/roles/{role['guid']}").headers["Location"])
+    finally:
+        ctl.set_config(job_fail_rate=0.0)
+    assert job["state"] == "FAILED"
+    assert job["errors"] == [{"detail": "An unknown error occurred.", "title": "UnknownError", "code": 10001}]
+    assert api.get(f"/v3/roles/{role['guid']}").status_code == 200
+
+
 def test_delete_missing_role_is_404_and_missing_job_is_404(api: Api) -> None:
     assert error_of(api.delete("/v3/roles/nope")) == (404, "CF-ResourceNotFound", 10010, "Role not found")
     assert error_of(api.get("/v3/jobs/nope")) == (404, "CF-ResourceNotFound", 10010, "Job not found")
