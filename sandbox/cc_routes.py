@@ -142,7 +142,7 @@ async def v3_info(request: Request) -> Response:
             "rate_limits": {
                 "enabled": _state(request).limiter.enabled,
                 "general_limit": _state(request).limiter.limit,
-                "reset_interval_in_minutes": int(_state(request).limiter.reset_interval_s // 60),
+                "reset_interval_in_minutes": _state(request).limiter.reset_interval_s // 60,
             },
             "links": {"self": {"href": f"{base}/v3/info"}, "support": {"href": ""}},
         }

@@ -84,6 +84,16 @@ def rate_limit_exceeded() -> CFError:
     return CFError(429, "CF-RateLimitExceeded", 10013, "Rate Limit Exceeded")
 
 
+def ip_rate_limit_exceeded() -> CFError:
+    return CFError(
+        429,
+        "CF-IPBasedRateLimitExceeded",
+        10014,
+        "Rate Limit Exceeded: Unauthenticated requests from this IP address have exceeded the limit. "
+        "Please log in.",
+    )
+
+
 class UAAError(Exception):
     """A UAA error: an arbitrary JSON object body with a status."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -83,38 +84,73 @@ class FaultConfig:
 
 @dataclass(slots=True)
 class RateLimiter:
-    """CC ``rate_limiter``: per-user request budget per window, headers on every response."""
+    """CC's ``RateLimiter`` middleware (one process): per-user request budgets per reset interval.
+
+    Token-bearing requests count against ``limit`` per user guid (error CF-RateLimitExceeded);
+    requests without a valid token count per client IP against ``unauthenticated_limit``
+    (CF-IPBasedRateLimitExceeded). Admin and admin_read_only tokens use ``admin_limit``, which is
+    -1 (exempt, no headers) as in CC's default config. ``X-RateLimit-Remaining`` is CC's estimate
+    (10 % steps of the global limit); each user's window starts at a fixed per-user offset.
+    """
 
     enabled: bool = False
     limit: int = 2000
-    reset_interval_s: float = 3600.0
-    exempt_admin: bool = False
-    counts: dict[str, int] = field(default_factory=dict)
-    window_start: float = field(default_factory=time.time)
+    global_limit: int | None = None
+    unauthenticated_limit: int = 100
+    global_unauthenticated_limit: int | None = None
+    admin_limit: int = -1
+    reset_interval_s: int = 3600
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    KNOBS = ("enabled", "limit", "reset_interval_s", "exempt_admin")
+    KNOBS = (
+        "enabled",
+        "limit",
+        "global_limit",
+        "unauthenticated_limit",
+        "global_unauthenticated_limit",
+        "admin_limit",
+        "reset_interval_s",
+    )
 
-    def _roll(self, now: float) -> None:
-        if now >= self.window_start + self.reset_interval_s:
-            elapsed = now - self.window_start
-            self.window_start += self.reset_interval_s * math.floor(elapsed / self.reset_interval_s)
-            self.counts = {}
+    def _limits(self, kind: str) -> tuple[int, int]:
+        if kind == "admin":
+            return self.admin_limit, self.admin_limit
+        if kind == "user":
+            return self.limit, self.global_limit if self.global_limit is not None else self.limit
+        glob = self.global_unauthenticated_limit
+        return self.unauthenticated_limit, glob if glob is not None else self.unauthenticated_limit
 
-    def hit(self, key: str) -> tuple[bool, dict[str, str]]:
-        """Count one request for ``key``; returns (allowed, headers)."""
-        now = time.time()
-        self._roll(now)
-        count = self.counts.get(key, 0) + 1
-        self.counts[key] = count
-        reset = int(self.window_start + self.reset_interval_s)
-        remaining = max(0, self.limit - count)
+    def applies(self, kind: str) -> bool:
+        return self._limits(kind)[0] >= 0
+
+    def _increment(self, key: str, now: int) -> tuple[int, int]:
+        entry = self.counts.get(key)
+        if entry is None or entry[1] - now <= 0:
+            interval = max(1, int(self.reset_interval_s))
+            offset = zlib.crc32(key.encode()) % interval
+            expires_in = interval - (now - offset) % interval
+            self.counts[key] = (1, now + expires_in)
+            return 1, expires_in
+        self.counts[key] = (entry[0] + 1, entry[1])
+        return entry[0] + 1, entry[1] - now
+
+    def hit(self, key: str, kind: str) -> tuple[bool, dict[str, str]]:
+        """Count one request of ``kind`` ("user", "admin", "unauthenticated") for ``key``."""
+        per_process, global_limit = self._limits(kind)
+        now = int(time.time())
+        count, expires_in = self._increment(f"{kind}:{key}", now)
+        if per_process > 0:
+            estimate = math.floor((per_process - count) / per_process * 10) / 10 * global_limit
+            remaining = str(int(max(0.0, estimate)))
+        else:
+            remaining = "0"
         headers = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(reset),
+            "X-RateLimit-Limit": str(global_limit),
+            "X-RateLimit-Reset": str(now + expires_in),
+            "X-RateLimit-Remaining": remaining,
         }
-        if count > self.limit:
-            headers["Retry-After"] = str(max(1, math.ceil(reset - now)))
+        if count > per_process:
+            headers["Retry-After"] = str(expires_in)
             return False, headers
         return True, headers
 

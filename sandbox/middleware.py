@@ -6,18 +6,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import errors
-from .auth import CC_GLOBAL_READ
 from .responses import encode
 from .state import SandboxState
 from .tokens import InvalidToken
 
-_RATE_EXEMPT = frozenset({"/", "/v3", "/v3/", "/v2/info", "/healthz"})
+_RATE_EXEMPT = frozenset({"/", "/v3", "/v2/info", "/healthz"})
+_ADMIN_SCOPES = frozenset({"cloud_controller.admin", "cloud_controller.admin_read_only"})
 
 
 class SandboxMiddleware:
@@ -60,9 +61,7 @@ class SandboxMiddleware:
                         "Retry-After": str(faults.retry_after_s),
                         "X-RateLimit-Limit": str(state.limiter.limit),
                         "X-RateLimit-Remaining": "0",
-                        "X-RateLimit-Reset": str(
-                            int(state.limiter.window_start + state.limiter.reset_interval_s)
-                        ),
+                        "X-RateLimit-Reset": str(int(time.time()) + faults.retry_after_s),
                     },
                 )
                 return
@@ -71,14 +70,19 @@ class SandboxMiddleware:
                 return
 
         limiter = state.limiter
-        if limiter.enabled and path not in _RATE_EXEMPT and not path.startswith("/uaa"):
-            key = self._limiter_key(scope)
-            if key is not None:
-                allowed, headers = limiter.hit(key)
+        if limiter.enabled and path not in _RATE_EXEMPT and not path.startswith(("/uaa", "/internal")):
+            key, kind = self._limiter_key(scope)
+            if kind is not None and limiter.applies(kind):
+                allowed, headers = limiter.hit(key, kind)
                 if not allowed:
-                    await _send_rate_limited(send, headers)
+                    err = (
+                        errors.rate_limit_exceeded()
+                        if kind != "unauthenticated"
+                        else errors.ip_rate_limit_exceeded()
+                    )
+                    await _send_rate_limited(send, headers, err, v2=path.startswith("/v2"))
                     return
-                raw = [(k.lower().encode(), v.encode()) for k, v in headers.items() if k != "Retry-After"]
+                raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
                 async def send_with_headers(message: Message) -> None:
                     if message["type"] == "http.response.start":
@@ -90,24 +94,28 @@ class SandboxMiddleware:
                 return
         await self.app(scope, receive, send)
 
-    def _limiter_key(self, scope: Scope) -> str | None:
-        """The token's user (CC counts per user); None = exempt (no/invalid token, admin if exempt)."""
-        auth = None
+    def _limiter_key(self, scope: Scope) -> tuple[str, str | None]:
+        """(counter key, kind): the token's user for valid tokens, else the client IP.
+
+        kind is "admin", "user" or "unauthenticated"; None means exempt (basic auth).
+        """
+        auth = ""
         for k, v in scope.get("headers", []):
             if k == b"authorization":
                 auth = v.decode("latin-1")
                 break
-        if not auth or auth[:7].lower() != "bearer ":
-            return None
-        try:
-            info = self.state.tokens.validate(auth[7:].strip())
-        except InvalidToken:
-            return None
-        if self.state.limiter.exempt_admin and not info.scopes.isdisjoint(
-            CC_GLOBAL_READ - {"cloud_controller.global_auditor"}
-        ):
-            return None
-        return info.cc_user_guid
+        if auth[:6].lower() == "basic ":
+            return "", None
+        if auth[:7].lower() == "bearer ":
+            try:
+                info = self.state.tokens.validate(auth[7:].strip())
+            except InvalidToken:
+                pass
+            else:
+                admin = not info.scopes.isdisjoint(_ADMIN_SCOPES)
+                return info.cc_user_guid, "admin" if admin else "user"
+        client = scope.get("client") or ("unknown", 0)
+        return str(client[0]), "unauthenticated"
 
 
 async def _drop(receive: Receive, send: Send) -> None:
@@ -127,10 +135,15 @@ async def _send(send: Send, status: int, body: bytes, headers: dict[str, str], c
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_rate_limited(send: Send, headers: dict[str, str]) -> None:
-    body = encode(errors.rate_limit_exceeded().envelope()).encode()
+async def _send_rate_limited(
+    send: Send, headers: dict[str, str], err: errors.CFError | None = None, *, v2: bool = False
+) -> None:
+    err = err or errors.rate_limit_exceeded()
+    body_obj = (
+        {"description": err.detail, "error_code": err.title, "code": err.code} if v2 else err.envelope()
+    )
     # CC's rate limiter really sends its JSON body as text/plain
-    await _send(send, 429, body, headers, "text/plain; charset=utf-8")
+    await _send(send, 429, encode(body_obj).encode(), headers, "text/plain; charset=utf-8")
 
 
 async def _send_error(send: Send, status: int) -> None:

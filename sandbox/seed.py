@@ -2,7 +2,9 @@
 
 Seed format (all keys optional)::
 
-    config:  {job_delay_ms: 20, job_polls: 0, token_validity_s: 43199}
+    config:  {job_delay_ms: 20, job_polls: 0, token_validity_s: 43199, job_fail_rate: 0}
+    faults:  {latency_ms: 5, error_rate: 0.01, ...}       (see faults.FaultConfig)
+    rate_limit: {limit: 2000, reset_interval_s: 3600}     (see faults.RateLimiter; enabled by default here)
     clients: [{id: ci, secret: s, authorities: "cloud_controller.admin scim.read", access_token_validity: 60}]
     orgs:    [{name: payments, guid: optional, spaces: [dev, {name: prod, guid: optional}]}]
     users:   [{username: alice@corp.com, origin: okta, guid: optional, cc_user: true}]
@@ -21,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from .faults import FaultConfig, RateLimiter
 from .state import SandboxState
 from .store import SPACE_ROLE_SET
 from .tokens import Client
@@ -72,6 +75,14 @@ def apply_seed(state: SandboxState, seed: dict[str, Any]) -> dict[str, Any]:
     store = state.store
     if "config" in seed:
         state.apply_config(dict(seed["config"]))
+    if "faults" in seed:
+        state.faults = FaultConfig.from_knobs(dict(seed["faults"]))
+    if "rate_limit" in seed:
+        knobs = {"enabled": True, **dict(seed["rate_limit"])}
+        unknown = set(knobs) - set(RateLimiter.KNOBS)
+        if unknown:
+            raise SeedError(f"unknown rate_limit knob(s): {sorted(unknown)}")
+        state.limiter = RateLimiter(**knobs)
     for c in seed.get("clients") or []:
         cid = c.get("id") or c.get("client_id")
         if not cid:

@@ -15,7 +15,7 @@ import pytest
 
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxServer
-from sandbox.testing import Api, error_of
+from sandbox.testing import AUDITOR, Api, error_of
 
 pytestmark = pytest.mark.integration
 
@@ -147,18 +147,43 @@ def test_fault_drop_closes_connection(server: SandboxServer, ctl: SandboxControl
 
 
 def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl) -> None:
-    api = Api(server.url)
-    ctl.set_rate_limit(limit=3, reset_interval_s=60)
-    statuses = []
-    for _ in range(4):
-        resp = api.get("/v3/organizations")
-        statuses.append(resp.status_code)
-        assert resp.headers["x-ratelimit-limit"] == "3"
-        assert int(resp.headers["x-ratelimit-reset"]) > time.time()
-    assert statuses == [200, 200, 200, 429]
+    auditor = Api(server.url, AUDITOR)  # a non-admin token: admins are exempt by default, as in CC
+    ctl.set_rate_limit(limit=10, global_limit=100, reset_interval_s=60)
+    seen = []
+    for _ in range(11):
+        resp = auditor.get("/v3/organizations")
+        seen.append((resp.status_code, resp.headers["x-ratelimit-remaining"]))
+        assert resp.headers["x-ratelimit-limit"] == "100"  # the global limit
+        assert time.time() < int(resp.headers["x-ratelimit-reset"]) <= time.time() + 61
+    # Remaining is CC's estimate in 10 % steps of the global limit
+    assert seen[:3] == [(200, "90"), (200, "80"), (200, "70")]
+    assert seen[9] == (200, "0") and seen[10] == (429, "0")
     assert error_of(resp) == (429, "CF-RateLimitExceeded", 10013, "Rate Limit Exceeded")
+    assert resp.headers["content-type"].startswith("text/plain")
     assert 0 < int(resp.headers["retry-after"]) <= 60
     assert "x-ratelimit-limit" not in httpx.get(f"{server.url}/v3").headers  # root paths are exempt
+    assert "x-ratelimit-limit" not in Api(server.url).get("/v3/organizations").headers  # admin exempt
+
+
+def test_rate_limiter_unauthenticated_by_ip(server: SandboxServer, ctl: SandboxControl) -> None:
+    ctl.set_rate_limit(unauthenticated_limit=2, reset_interval_s=60)
+    statuses = [httpx.get(f"{server.url}/v3/roles").status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    resp = httpx.get(f"{server.url}/v3/roles")
+    assert error_of(resp) == (
+        429,
+        "CF-IPBasedRateLimitExceeded",
+        10014,
+        "Rate Limit Exceeded: Unauthenticated requests from this IP address have exceeded the limit. "
+        "Please log in.",
+    )
+
+
+def test_rate_limiter_admin_limit(server: SandboxServer, ctl: SandboxControl) -> None:
+    admin = Api(server.url)
+    ctl.set_rate_limit(admin_limit=1, reset_interval_s=60)
+    assert admin.get("/v3/organizations").status_code == 200
+    assert admin.get("/v3/organizations").status_code == 429
 
 
 def _free_port() -> int:
