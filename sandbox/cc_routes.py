@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -276,6 +277,7 @@ async def list_orgs(request: Request) -> Response:
         if (names is None or o.name in names)
         and (guids is None or o.guid in guids)
         and (visible is None or o.guid in visible)
+        and _labels_match(q)
     ]
     return _list_response(request, q, "/v3/organizations", _order(items, q, lambda o: o.name), org_dict)
 
@@ -349,6 +351,7 @@ async def list_spaces(request: Request) -> Response:
         if (names is None or s.name in names)
         and (guids is None or s.guid in guids)
         and (visible is None or s.guid in visible)
+        and _labels_match(q)
     ]
 
     included = None
@@ -435,11 +438,10 @@ def _user_readable(state: SandboxState, caller: Caller, guid: str) -> bool:
     return caller.global_read or guid in _readable_user_guids(state, caller)
 
 
-@router.get("/v3/users")
-async def list_users(request: Request) -> Response:
-    state = _state(request)
-    caller = cc_auth(state, request)
-    q = parse_list(request.query_params, USERS_SPEC)
+def _matching_users(
+    state: SandboxState, q: ListQuery, readable: set[str] | None, members: set[str] | None = None
+) -> list[str]:
+    """CC user guids (creation order) matching a UsersListMessage; UAA supplies the name filters."""
     store = state.store
     f = q.filters
     uaa_ids: set[str] | None = None
@@ -454,21 +456,103 @@ async def list_users(request: Request) -> Response:
     if uaa_ids is not None and origins is not None:
         uaa_ids = {i for i in uaa_ids if store.uaa_users[i].origin.lower() in origins}
     guids = _filter_set(q, "guids")
-    readable = None if caller.global_read else _readable_user_guids(state, caller)
-    if uaa_ids is not None and len(uaa_ids) <= 1:
-        cands = [g for g in uaa_ids if g in store.cc_users]
+    smallest = min((s for s in (uaa_ids, members, guids) if s is not None), key=len, default=None)
+    if smallest is not None and len(smallest) <= 1:
+        cands = [g for g in smallest if g in store.cc_users]
     else:
         cands = list(store.cc_users)
-    items = [
+    return [
         g
         for g in cands
         if (uaa_ids is None or g in uaa_ids)
         and (guids is None or g in guids)
+        and (members is None or g in members)
         and (readable is None or g in readable)
+        and _labels_match(q)
     ]
+
+
+def _labels_match(q: ListQuery) -> bool:
+    """The sandbox stores no labels: only negative requirements (``!k``, ``k!=v``, ``k notin (..)``) match."""
+    selector = q.filters.get("label_selector")
+    if not selector:
+        return True
+    requirements = re.split(r",(?![^(]*\))", selector[0])
+    return all(r.strip().startswith("!") or "!=" in r or " notin " in r for r in requirements if r.strip())
+
+
+@router.get("/v3/users")
+async def list_users(request: Request) -> Response:
+    state = _state(request)
+    caller = cc_auth(state, request)
+    q = parse_list(request.query_params, USERS_SPEC)
+    readable = None if caller.global_read else _readable_user_guids(state, caller)
+    items = _matching_users(state, q, readable)
+    store = state.store
     return _list_response(
         request, q, "/v3/users", _order(items, q), lambda g, base: store_user_dict(store, g, base)
     )
+
+
+MEMBERS_SPEC: ListSpec = list_spec(
+    ("usernames", "partial_usernames", "origins"), _param_error, metadata=True, extra_validate=_users_extra
+)
+
+
+def _scope_members(store: Store, scope_guid: str) -> set[str]:
+    return {store.roles[rg].user_guid for rg in store.roles_by_scope.get(scope_guid, {})}
+
+
+@router.get("/v3/organizations/{guid}/users")
+async def list_org_users(request: Request, guid: str) -> Response:
+    state = _state(request)
+    caller = cc_auth(state, request)
+    q = parse_list(request.query_params, MEMBERS_SPEC)
+    if _readable_org(state, caller, guid) is None:
+        raise errors.resource_not_found("Organization")
+    store = state.store
+    items = _matching_users(state, q, None, _scope_members(store, guid))
+    return _list_response(
+        request,
+        q,
+        f"/v3/organizations/{guid}/users",
+        _order(items, q),
+        lambda g, base: store_user_dict(store, g, base),
+    )
+
+
+@router.get("/v3/spaces/{guid}/users")
+async def list_space_users(request: Request, guid: str) -> Response:
+    state = _state(request)
+    caller = cc_auth(state, request)
+    q = parse_list(request.query_params, MEMBERS_SPEC)
+    if _readable_space(state, caller, guid) is None:
+        raise errors.resource_not_found("Space")
+    store = state.store
+    items = _matching_users(state, q, None, _scope_members(store, guid))
+    return _list_response(
+        request,
+        q,
+        f"/v3/spaces/{guid}/users",
+        _order(items, q),
+        lambda g, base: store_user_dict(store, g, base),
+    )
+
+
+@router.patch("/v3/users/{guid}")
+async def update_user(request: Request, guid: str) -> Response:
+    """Metadata update (labels/annotations are accepted but not stored by the sandbox)."""
+    state = _state(request)
+    caller = cc_auth(state, request, write=True)
+    if not _user_readable(state, caller, guid):
+        raise errors.resource_not_found("User")
+    if not caller.admin:
+        raise errors.not_authorized()
+    body = await _json_body(request)
+    msgs = _unknown_fields(body, ("metadata",))
+    if msgs:
+        raise errors.unprocessable(msgs)
+    return cc_json(store_user_dict(state.store, guid, _base(request)))
 
 
 @router.get("/v3/users/{guid}")

@@ -582,3 +582,36 @@ def test_control_roles_reads_through_api(server: SandboxServer, api: Api, ctl: S
         ("okta", "alice@corp.com", "space_developer", "payments", "dev"),
     ]
     assert get_token(server.url)
+
+
+def test_org_and_space_users_list_role_holders(api: Api) -> None:
+    org, dev = api.org_guid("payments"), api.space_guid("payments", "dev")
+    api.org_role("organization_user", org, username="alice@corp.com", origin="okta")
+    api.space_role("space_developer", dev, username="alice@corp.com", origin="okta")
+    api.org_role("organization_auditor", org, guid="aud")
+    body = api.get(f"/v3/organizations/{org}/users").json()
+    assert sorted(u["presentation_name"] for u in body["resources"]) == ["alice@corp.com", "aud"]
+    assert body["pagination"]["first"]["href"].startswith(f"{api.url}/v3/organizations/{org}/users?")
+    assert [u["username"] for u in api.get(f"/v3/spaces/{dev}/users").json()["resources"]] == [
+        "alice@corp.com"
+    ]
+    resp = api.get(f"/v3/organizations/{org}/users", origins="okta")
+    assert error_of(resp) == (
+        400,
+        "CF-BadQueryParameter",
+        10005,
+        "The query parameter is invalid: Origins filter "
+        "cannot be provided without usernames or partial_usernames filter.",
+    )
+    assert error_of(api.get("/v3/organizations/nope/users"))[3] == "Organization not found"
+
+
+def test_label_selector_matches_only_negative_requirements(api: Api) -> None:
+    assert api.get("/v3/organizations", label_selector="env=prod").json()["resources"] == []
+    assert len(api.get("/v3/organizations", label_selector="!env").json()["resources"]) == 3
+
+
+def test_patch_user_metadata(api: Api) -> None:
+    alice = _user_guid(api, "alice@corp.com")
+    resp = api.http.patch(f"/v3/users/{alice}", json={"metadata": {"labels": {"a": "b"}}})
+    assert resp.status_code == 200 and resp.json()["guid"] == alice
