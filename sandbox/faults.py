@@ -88,8 +88,9 @@ class RateLimiter:
 
     Token-bearing requests count against ``limit`` per user guid (error CF-RateLimitExceeded);
     requests without a valid token count per client IP against ``unauthenticated_limit``
-    (CF-IPBasedRateLimitExceeded). Admin and admin_read_only tokens use ``admin_limit``, which is
-    -1 (exempt, no headers) as in CC's default config. ``X-RateLimit-Remaining`` is CC's estimate
+    (CF-IPBasedRateLimitExceeded). Admin and admin_read_only tokens use ``admin_limit``; CC's
+    default is -1 (admins exempt, no headers), but here the default (None) is "same as ``limit``"
+    because the sync client under test is an admin client. ``X-RateLimit-Remaining`` is CC's estimate
     (10 % steps of the global limit); each user's window starts at a fixed per-user offset.
     """
 
@@ -98,7 +99,7 @@ class RateLimiter:
     global_limit: int | None = None
     unauthenticated_limit: int = 100
     global_unauthenticated_limit: int | None = None
-    admin_limit: int = -1
+    admin_limit: int | None = None  # None: same as limit; -1: exempt (CC's default)
     reset_interval_s: int = 3600
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -113,9 +114,9 @@ class RateLimiter:
     )
 
     def _limits(self, kind: str) -> tuple[int, int]:
-        if kind == "admin":
+        if kind == "admin" and self.admin_limit is not None:
             return self.admin_limit, self.admin_limit
-        if kind == "user":
+        if kind in ("user", "admin"):
             return self.limit, self.global_limit if self.global_limit is not None else self.limit
         glob = self.global_unauthenticated_limit
         return self.unauthenticated_limit, glob if glob is not None else self.unauthenticated_limit

@@ -147,8 +147,8 @@ def test_fault_drop_closes_connection(server: SandboxServer, ctl: SandboxControl
 
 
 def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl) -> None:
-    auditor = Api(server.url, AUDITOR)  # a non-admin token: admins are exempt by default, as in CC
-    ctl.set_rate_limit(limit=10, global_limit=100, reset_interval_s=60)
+    auditor = Api(server.url, AUDITOR)
+    ctl.set_rate_limit(limit=10, global_limit=100, reset_interval_s=60, admin_limit=-1)
     seen = []
     for _ in range(11):
         resp = auditor.get("/v3/organizations")
@@ -162,7 +162,8 @@ def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl
     assert resp.headers["content-type"].startswith("text/plain")
     assert 0 < int(resp.headers["retry-after"]) <= 60
     assert "x-ratelimit-limit" not in httpx.get(f"{server.url}/v3").headers  # root paths are exempt
-    assert "x-ratelimit-limit" not in Api(server.url).get("/v3/organizations").headers  # admin exempt
+    # admin_limit=-1 (CC's default) exempts admin tokens entirely
+    assert "x-ratelimit-limit" not in Api(server.url).get("/v3/organizations").headers
 
 
 def test_rate_limiter_unauthenticated_by_ip(server: SandboxServer, ctl: SandboxControl) -> None:
@@ -179,9 +180,9 @@ def test_rate_limiter_unauthenticated_by_ip(server: SandboxServer, ctl: SandboxC
     )
 
 
-def test_rate_limiter_admin_limit(server: SandboxServer, ctl: SandboxControl) -> None:
+def test_rate_limiter_applies_to_admin_by_default(server: SandboxServer, ctl: SandboxControl) -> None:
     admin = Api(server.url)
-    ctl.set_rate_limit(admin_limit=1, reset_interval_s=60)
+    ctl.set_rate_limit(limit=1, reset_interval_s=60)
     assert admin.get("/v3/organizations").status_code == 200
     assert admin.get("/v3/organizations").status_code == 429
 
