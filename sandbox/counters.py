@@ -12,6 +12,10 @@ class Counters:
         self.requests: dict[str, int] = {}
         self.writes = 0
         self.total = 0
+        self.faults: dict[str, int] = {}
+
+    def fault(self, outcome: str) -> None:
+        self.faults[outcome] = self.faults.get(outcome, 0) + 1
 
     def count(self, method: str, template: str) -> None:
         key = f"{method} {template}"
@@ -24,6 +28,12 @@ class Counters:
         self.requests = {}
         self.writes = 0
         self.total = 0
+        self.faults = {}
 
     def snapshot(self) -> dict[str, Any]:
-        return {"requests": dict(sorted(self.requests.items())), "writes": self.writes, "total": self.total}
+        return {
+            "requests": dict(sorted(self.requests.items())),
+            "writes": self.writes,
+            "total": self.total,
+            "faults": dict(sorted(self.faults.items())),  # injected faults by outcome
+        }

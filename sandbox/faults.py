@@ -2,7 +2,10 @@
 
 Faults are off unless configured. Each request (optionally only under ``path_prefix``) gets
 ``latency_ms`` ± ``jitter_ms`` delay, then with the given probabilities is dropped (connection
-closed without a response), answered 429 like CC's rate limiter, or answered 500/502/503.
+closed without a response), answered 429 like CC's rate limiter, or answered 500/502/503 — all
+before the request reaches the API. ``drop_after_rate`` and ``error_after_rate`` let the API
+process the request first and then lose the response (connection closed, or a gorouter-style 502),
+which is what makes clients prove their writes are idempotent.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class FaultConfig:
     error_rate: float = 0.0
     rate_429: float = 0.0
     drop_rate: float = 0.0
+    drop_after_rate: float = 0.0
+    error_after_rate: float = 0.0
     retry_after_s: int = 1
     path_prefix: str | None = None
     seed: int | None = None
@@ -33,6 +38,8 @@ class FaultConfig:
         "error_rate",
         "rate_429",
         "drop_rate",
+        "drop_after_rate",
+        "error_after_rate",
         "retry_after_s",
         "path_prefix",
         "seed",
@@ -44,7 +51,7 @@ class FaultConfig:
         if unknown:
             raise ValueError(f"unknown fault knob(s): {sorted(unknown)}")
         cfg = cls(**{k: v for k, v in knobs.items() if k in cls.KNOBS})
-        for name in ("error_rate", "rate_429", "drop_rate"):
+        for name in ("error_rate", "rate_429", "drop_rate", "drop_after_rate", "error_after_rate"):
             if not 0.0 <= float(getattr(cfg, name)) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         cfg.rng = random.Random(cfg.seed)
@@ -52,7 +59,15 @@ class FaultConfig:
 
     @property
     def active(self) -> bool:
-        return bool(self.latency_ms or self.jitter_ms or self.error_rate or self.rate_429 or self.drop_rate)
+        return bool(
+            self.latency_ms
+            or self.jitter_ms
+            or self.error_rate
+            or self.rate_429
+            or self.drop_rate
+            or self.drop_after_rate
+            or self.error_after_rate
+        )
 
     def applies_to(self, path: str) -> bool:
         return self.path_prefix is None or path.startswith(self.path_prefix)
@@ -64,7 +79,7 @@ class FaultConfig:
         return max(0.0, ms) / 1000.0
 
     def pick(self) -> str | None:
-        """One of "drop", "429", "500", "502", "503" or None."""
+        """One of "drop", "429", "500", "502", "503", "drop_after", "502_after" or None."""
         r = self.rng.random()
         if r < self.drop_rate:
             return "drop"
@@ -74,6 +89,12 @@ class FaultConfig:
         r -= self.rate_429
         if r < self.error_rate:
             return self.rng.choice(("500", "502", "503"))
+        r -= self.error_rate
+        if r < self.drop_after_rate:
+            return "drop_after"
+        r -= self.drop_after_rate
+        if r < self.error_after_rate:
+            return "502_after"
         return None
 
     def public(self) -> dict[str, Any]:

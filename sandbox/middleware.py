@@ -51,6 +51,11 @@ class SandboxMiddleware:
             if delay:
                 await asyncio.sleep(delay)
             outcome = faults.pick()
+            if outcome is not None:
+                state.counters.fault(outcome)
+            if outcome in ("drop_after", "502_after"):
+                await self._process_then_lose(scope, receive, send, outcome)
+                return
             if outcome == "drop":
                 await _drop(receive, send)
                 return
@@ -93,6 +98,18 @@ class SandboxMiddleware:
                 await self.app(scope, receive, send_with_headers)
                 return
         await self.app(scope, receive, send)
+
+    async def _process_then_lose(self, scope: Scope, receive: Receive, send: Send, outcome: str) -> None:
+        """Run the request through the API, discard its response, then drop or answer 502."""
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        if outcome == "drop_after":
+            await _drop(receive, send)
+        else:
+            await _send_error(send, 502)
 
     def _limiter_key(self, scope: Scope) -> tuple[str, str | None]:
         """(counter key, kind): the token's user for valid tokens, else the client IP.

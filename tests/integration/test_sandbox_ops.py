@@ -101,7 +101,7 @@ def test_counters_keyed_by_route_template(server: SandboxServer, ctl: SandboxCon
     assert counters["total"] == 5
     assert not any(k.split()[1].startswith("/_sandbox") for k in req)  # ops calls are not counted
     ctl.reset_counters()
-    assert ctl.counters() == {"requests": {}, "writes": 0, "total": 0}
+    assert ctl.counters() == {"requests": {}, "writes": 0, "total": 0, "faults": {}}
 
 
 def test_fault_latency(server: SandboxServer, ctl: SandboxControl) -> None:
@@ -144,6 +144,27 @@ def test_fault_drop_closes_connection(server: SandboxServer, ctl: SandboxControl
     assert httpx.get(f"{server.url}/v3").status_code == 200
     ctl.clear_faults()
     assert Api(server.url).get("/v3/roles").status_code == 200
+
+
+def test_fault_drop_after_processing_loses_response_but_keeps_write(
+    server: SandboxServer, ctl: SandboxControl
+) -> None:
+    api = Api(server.url)
+    org = api.org_guid("data")
+    ctl.set_faults(drop_after_rate=1.0, path_prefix="/v3/roles")
+    with pytest.raises(httpx.TransportError):
+        api.org_role("organization_billing_manager", org, guid="lost-response")
+    ctl.set_faults(error_after_rate=1.0, path_prefix="/v3/roles")
+    resp = api.org_role("organization_billing_manager", org, guid="lost-502")
+    assert resp.status_code == 502
+    assert ctl.counters()["faults"] == {"502_after": 1, "drop_after": 1}
+    ctl.clear_faults()
+    api = Api(server.url)
+    users = {
+        r["relationships"]["user"]["data"]["guid"]
+        for r in api.get("/v3/roles", types="organization_billing_manager").json()["resources"]
+    }
+    assert {"lost-response", "lost-502"} <= users  # both writes happened
 
 
 def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl) -> None:
