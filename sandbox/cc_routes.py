@@ -278,6 +278,7 @@ async def list_orgs(request: Request) -> Response:
         and (guids is None or o.guid in guids)
         and (visible is None or o.guid in visible)
         and _labels_match(q)
+        and q.time_ok(o)
     ]
     return _list_response(request, q, "/v3/organizations", _order(items, q, lambda o: o.name), org_dict)
 
@@ -352,6 +353,7 @@ async def list_spaces(request: Request) -> Response:
         and (guids is None or s.guid in guids)
         and (visible is None or s.guid in visible)
         and _labels_match(q)
+        and q.time_ok(s)
     ]
 
     included = None
@@ -469,6 +471,7 @@ def _matching_users(
         and (members is None or g in members)
         and (readable is None or g in readable)
         and _labels_match(q)
+        and q.time_ok(store.cc_users[g])
     ]
 
 
@@ -699,6 +702,8 @@ async def list_roles(request: Request) -> Response:
     if "guids" in f:
         guids = set(f["guids"])
         preds.append(lambda r: r.guid in guids)
+    if q.time_filters:
+        preds.append(q.time_ok)
     if not caller.global_read:
         preds.append(lambda r: _role_readable(store, caller, r))
     items = [r for r in cands if all(p(r) for p in preds)] if preds else cands

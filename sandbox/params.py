@@ -18,6 +18,9 @@ _PAGINATION_KEYS = ("page", "per_page", "order_by")
 _LIST_KEYS = (*_PAGINATION_KEYS, "created_ats", "updated_ats", "guids")
 _LEADING_INT = re.compile(r"\s*([+-]?\d+)")
 _SPLIT = re.compile(r",\s*")
+_TIMESTAMP = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
+_RELATIONAL_OPS = frozenset({"lt", "lte", "gt", "gte"})
+_BAD_TIMESTAMP = "has an invalid timestamp format. Timestamps should be formatted as 'YYYY-MM-DDThh:mm:ssZ'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,24 @@ class ListQuery:
     include: list[str] = field(default_factory=list)
     # non-pagination params as requested, for pagination links (arrays already joined)
     link_params: dict[str, str] = field(default_factory=dict)
+    # (attribute, op, values): op is eq (any of values) or lt/lte/gt/gte
+    time_filters: list[tuple[str, str, list[str]]] = field(default_factory=list)
+
+    def time_ok(self, obj: object) -> bool:
+        for attr, op, values in self.time_filters:
+            ts: str = getattr(obj, attr)
+            v = values[0]
+            if op == "eq":
+                if ts not in values:
+                    return False
+            elif (
+                (op == "lt" and not ts < v)
+                or (op == "lte" and not ts <= v)
+                or (op == "gt" and not ts > v)
+                or (op == "gte" and not ts >= v)
+            ):
+                return False
+        return True
 
 
 def ruby_to_i(value: str) -> int:
@@ -75,9 +96,14 @@ def to_array(value: str) -> list[str]:
 
 def parse_list(query: Mapping[str, str], spec: ListSpec) -> ListQuery:
     params: dict[str, str] = {}
+    relational: dict[str, dict[str, str]] = {}  # created_ats[lt]=... (Rails nested params)
     for raw_key, value in query.items():
-        key = raw_key.split("[", 1)[0] if "[" in raw_key else raw_key
-        params[key] = value
+        if "[" in raw_key:
+            key, _, rest = raw_key.partition("[")
+            relational.setdefault(key, {})[rest.rstrip("]")] = value
+            params[key] = value
+        else:
+            params[raw_key] = value
     errors: list[str] = []
 
     page_raw = params.get("page")
@@ -106,6 +132,28 @@ def parse_list(query: Mapping[str, str], spec: ListSpec) -> ListQuery:
             allowed = ", ".join(f"'{v}'" for v in spec.order_by_values)
             errors.append(f"Order by can only be: {allowed}")
 
+    time_filters: list[tuple[str, str, list[str]]] = []
+    for key, label in (("created_ats", "Created ats"), ("updated_ats", "Updated ats")):
+        if key not in params or key not in spec.allowed_keys:
+            continue
+        attr = key[:-1]  # created_at / updated_at
+        if key in relational:
+            for op, ts in relational[key].items():
+                if op not in _RELATIONAL_OPS:
+                    errors.append(f"{label} Invalid relational operator: '{op}'")
+                if "," in ts:
+                    errors.append(f"{label} only accepts one value when using a relational operator")
+                    continue
+                if not _TIMESTAMP.match(ts):
+                    errors.append(f"{label} {_BAD_TIMESTAMP}")
+                time_filters.append((attr, op, [ts]))
+        else:
+            values = to_array(params[key])
+            for ts in values:
+                if not _TIMESTAMP.match(ts):
+                    errors.append(f"{label} {_BAD_TIMESTAMP}")
+            time_filters.append((attr, "eq", values))
+
     extra = [k for k in params if k not in spec.allowed_keys]
     if extra:
         errors.append(
@@ -120,6 +168,13 @@ def parse_list(query: Mapping[str, str], spec: ListSpec) -> ListQuery:
     link_params: dict[str, str] = {}
     for key, value in params.items():
         if key in _PAGINATION_KEYS or key not in spec.allowed_keys:
+            continue
+        if key in relational:
+            for op, v in relational[key].items():
+                link_params[f"{key}[{op}]"] = v
+            continue
+        if key in ("created_ats", "updated_ats"):
+            link_params[key] = ",".join(to_array(value))
             continue
         if key in spec.array_keys:
             values = to_array(value)
@@ -156,4 +211,5 @@ def parse_list(query: Mapping[str, str], spec: ListSpec) -> ListQuery:
         filters=filters,
         include=include,
         link_params=link_params,
+        time_filters=time_filters,
     )

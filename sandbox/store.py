@@ -90,6 +90,10 @@ class Role:
     cache: tuple[str, str] | None = None
 
     @property
+    def updated_at(self) -> str:  # roles are never updated
+        return self.created_at
+
+    @property
     def scope_guid(self) -> str:
         return self.space_guid if self.space_guid is not None else self.org_guid  # type: ignore[return-value]
 

@@ -615,3 +615,28 @@ def test_patch_user_metadata(api: Api) -> None:
     alice = _user_guid(api, "alice@corp.com")
     resp = api.http.patch(f"/v3/users/{alice}", json={"metadata": {"labels": {"a": "b"}}})
     assert resp.status_code == 200 and resp.json()["guid"] == alice
+
+
+def test_timestamp_filters(api: Api) -> None:
+    _seed_roles(api)
+    assert (
+        api.get("/v3/roles", **{"created_ats[gt]": "2000-01-01T00:00:00Z"}).json()["pagination"][
+            "total_results"
+        ]
+        == 10
+    )
+    body = api.get("/v3/roles", **{"created_ats[lt]": "2000-01-01T00:00:00Z"}).json()
+    assert body["pagination"]["total_results"] == 0
+    assert "created_ats%5Blt%5D=2000-01-01T00%3A00%3A00Z" in body["pagination"]["first"]["href"]
+    resp = api.get("/v3/roles", created_ats="yesterday")
+    assert error_of(resp) == (
+        422,
+        "CF-UnprocessableEntity",
+        10008,
+        "Created ats has an invalid timestamp format. "
+        "Timestamps should be formatted as 'YYYY-MM-DDThh:mm:ssZ'",
+    )
+    resp = api.get("/v3/organizations", **{"updated_ats[eq]": "2000-01-01T00:00:00Z"})
+    assert (
+        error_of(resp)[3] == "The query parameter is invalid: Updated ats Invalid relational operator: 'eq'"
+    )
