@@ -112,6 +112,7 @@ class SandboxState:
         self._save_handle = None
         if self.state_file is None or self._saved_version == self.store.version:
             return
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
         tmp.write_text(json.dumps(self.store.to_dict(), indent=1))
         tmp.replace(self.state_file)

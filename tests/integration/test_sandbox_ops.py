@@ -216,7 +216,7 @@ def _free_port() -> int:
 
 
 def test_state_file_survives_restart(tmp_path: Path) -> None:
-    state_file = tmp_path / "state.json"
+    state_file = tmp_path / "nested" / "state.json"
     with SandboxServer.start(
         seed={"orgs": [{"name": "keep", "spaces": ["me"]}]}, state_file=state_file
     ) as srv:
