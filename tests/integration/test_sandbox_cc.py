@@ -640,3 +640,46 @@ def test_timestamp_filters(api: Api) -> None:
     assert (
         error_of(resp)[3] == "The query parameter is invalid: Updated ats Invalid relational operator: 'eq'"
     )
+
+
+def test_username_in_several_origins_is_ambiguous(api: Api) -> None:
+    api.post("/uaa/Users", {"userName": "twin", "origin": "okta", "emails": [{"value": "twin@a"}]})
+    api.post("/uaa/Users", {"userName": "twin", "origin": "ldap", "emails": [{"value": "twin@b"}]})
+    resp = api.org_role("organization_user", api.org_guid("payments"), username="twin")
+    assert error_of(resp) == (
+        422,
+        "CF-UnprocessableEntity",
+        10008,
+        "Ambiguous user. User with username 'twin' exists in the following origins: ldap, okta. Specify an "
+        "origin to disambiguate.",
+    )
+
+
+def test_org_manager_with_write_scope_manages_only_its_org(
+    server: SandboxServer, ctl: SandboxControl
+) -> None:
+    ctl.seed(
+        {
+            "clients": [
+                {"id": "mgr", "secret": "m", "authorities": "cloud_controller.read cloud_controller.write"}
+            ],
+            "roles": [{"user_guid": "mgr", "type": "organization_manager", "org": "payments"}],
+        }
+    )
+    admin = Api(server.url)
+    payments, data = admin.org_guid("payments"), admin.org_guid("data")
+    admin.org_role("organization_user", data, guid="someone")
+    mgr = Api(server.url, ("mgr", "m"))
+    assert mgr.org_role("organization_user", payments, guid="hire").status_code == 201
+    assert error_of(mgr.org_role("organization_user", data, guid="hire"))[:3] == (
+        403,
+        "CF-NotAuthorized",
+        10003,
+    )
+    visible = {
+        r["relationships"]["organization"]["data"]["guid"] for r in mgr.get("/v3/roles").json()["resources"]
+    }
+    assert visible == {payments}  # not a global reader: sees roles in its own org only
+    other = admin.get("/v3/roles", organization_guids=data).json()["resources"][0]["guid"]
+    assert error_of(mgr.delete(f"/v3/roles/{other}")) == (404, "CF-ResourceNotFound", 10010, "Role not found")
+    assert [o["name"] for o in mgr.get("/v3/organizations").json()["resources"]] == ["payments"]

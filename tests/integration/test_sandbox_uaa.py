@@ -232,3 +232,10 @@ def test_ids_users_endpoint(server: SandboxServer, api: Api) -> None:
     cc = Api(server.url, ("cc", "c"))
     body = cc.get("/uaa/ids/Users", filter=f'id eq "{uid}"', includeInactive="true").json()
     assert body["resources"] == [{"id": uid, "userName": "ids@corp.com", "origin": "okta"}]
+
+
+def test_sort_by_username_descending(api: Api) -> None:
+    for name in ("b@x", "c@x", "a@x"):
+        _new_user(api, name)
+    body = api.get("/uaa/Users", sortBy="userName", sortOrder="descending", attributes="userName").json()
+    assert [u["userName"] for u in body["resources"]] == ["c@x", "b@x", "a@x"]
