@@ -123,6 +123,16 @@ class Counters:
         with self._lock:
             self._counts[key] += n
 
+    def enter(self) -> None:
+        """A request started: tracks ``inflight`` and its high-water mark ``max_inflight``."""
+        with self._lock:
+            self._counts["inflight"] += 1
+            self._counts["max_inflight"] = max(self._counts["max_inflight"], self._counts["inflight"])
+
+    def leave(self) -> None:
+        with self._lock:
+            self._counts["inflight"] -= 1
+
     def get(self, key: str) -> int:
         with self._lock:
             return self._counts[key]
@@ -161,19 +171,23 @@ class EmulatorMiddleware:
         em.counters.incr(f"{scope['method']} {em.route_key(path)}")
         query = scope.get("query_string", b"").decode("latin-1")
         line = f"{scope['method']} {path}?{query}"
-        if em.faults.latency > 0:
-            await asyncio.sleep(em.faults.latency)
-        fault = em.faults.take(line)
-        if fault is not None:
-            em.counters.incr("faults")
-            if fault.delay > 0:
-                await asyncio.sleep(fault.delay)
-            if fault.status is not None:
-                em.counters.incr(f"status:{fault.status}")
-                status, headers, body = em.fault_response(fault)
-                await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        em.counters.enter()
+        try:
+            if em.faults.latency > 0:
+                await asyncio.sleep(em.faults.latency)
+            fault = em.faults.take(line)
+            if fault is not None:
+                em.counters.incr("faults")
+                if fault.delay > 0:
+                    await asyncio.sleep(fault.delay)
+                if fault.status is not None:
+                    em.counters.incr(f"status:{fault.status}")
+                    status, headers, body = em.fault_response(fault)
+                    await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
+                    return
+            await self.app(scope, receive, send)
+        finally:
+            em.counters.leave()
 
 
 def control_router(emulator: EmulatorBase) -> APIRouter:
