@@ -420,19 +420,20 @@ class EntraSource:
         uid = str(getattr(user, "id", None) or "?")
         upn = getattr(user, "user_principal_name", None)
         mail = getattr(user, "mail", None)
+        enabled = getattr(user, "account_enabled", None)
+        if enabled is None:
+            raise self._error(
+                group,
+                f"user {uid} ({upn or mail or 'no userPrincipalName'}) came back without accountEnabled; "
+                "the app needs User.Read.All (application permission, admin consent) so that disabled "
+                "users can be told apart",
+            )
         raw = upn if self.username_attribute == "userPrincipalName" else mail
         if not raw:
             raise self._error(
                 group,
                 f"user {uid} ({upn or 'no userPrincipalName'}) has no {self.username_attribute}; "
                 "cannot name them in CF (set it in Entra, or use usernameAttribute: userPrincipalName)",
-            )
-        enabled = getattr(user, "account_enabled", None)
-        if enabled is None:
-            raise self._error(
-                group,
-                f"user {uid} ({raw}) came back without accountEnabled; the app needs User.Read.All "
-                "(application permission, admin consent) so that disabled users can be told apart",
             )
         try:
             username = normalise_username(str(raw))
