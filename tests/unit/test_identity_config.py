@@ -1,0 +1,243 @@
+"""parse_identity_sources: the cf-access:identitySources stack config object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.identity.config import IdentityConfigError, parse_identity_sources
+from components.identity.directory import DirectorySource
+from components.identity.entra import (
+    EntraCertificateAuth,
+    EntraClientSecretAuth,
+    EntraSource,
+    EntraWorkloadIdentityAuth,
+)
+from components.identity.okta import OktaApiTokenAuth, OktaPrivateKeyAuth, OktaSource
+from components.settings import SettingsError
+
+TOKEN = "00aBcD-okta-api-token-that-is-secret"
+SECRET = "entra~client~secret~value"
+KEY_BODY = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ"
+PEM = f"-----BEGIN PRIVATE KEY-----\n{KEY_BODY}\n-----END PRIVATE KEY-----\n"
+
+
+def okta(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "okta",
+        "orgUrl": "https://acme.okta.com",
+        "auth": {"method": "api-token", "apiToken": TOKEN},
+    }
+    base.update(kw)
+    return base
+
+
+def entra(**kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "type": "entra",
+        "tenantId": "tenant-1",
+        "clientId": "client-1",
+        "auth": {"method": "client-secret", "clientSecret": SECRET},
+    }
+    base.update(kw)
+    return base
+
+
+def problems(raw: object, root: Path = Path("/nonexistent")) -> list[str]:
+    with pytest.raises(IdentityConfigError) as info:
+        parse_identity_sources(raw, root)
+    assert isinstance(info.value, SettingsError), "the program's existing except clause catches it"
+    return info.value.problems
+
+
+def test_not_set_means_no_sources() -> None:
+    assert parse_identity_sources(None, Path()) == {}
+
+
+def test_all_three_kinds(tmp_path: Path) -> None:
+    (tmp_path / "dir.yaml").write_text("users: []\ngroups: {}\n", encoding="utf-8")
+    got = parse_identity_sources(
+        {
+            "okta": okta(
+                origin="okta-sso", usernameAttribute="email", activeStatuses=["ACTIVE", "PASSWORD_EXPIRED"]
+            ),
+            "entra": entra(usernameAttribute="mail", maxConcurrency=4),
+            "corp": {"type": "directory", "file": "dir.yaml", "origin": "corp-sso"},
+        },
+        tmp_path,
+    )
+    o, e, d = got["okta"], got["entra"], got["corp"]
+    assert isinstance(o, OktaSource) and isinstance(e, EntraSource) and isinstance(d, DirectorySource)
+    assert (o.name, o.origin, o.username_attribute) == ("okta", "okta-sso", "email")
+    assert o.active_statuses == {"ACTIVE", "PASSWORD_EXPIRED"}
+    assert isinstance(o.auth, OktaApiTokenAuth) and o.auth.token.get_secret_value() == TOKEN
+    assert (e.name, e.origin, e.username_attribute, e.max_concurrency) == ("entra", "azuread", "mail", 4)
+    assert e.authority_host == "https://login.microsoftonline.com"
+    assert e.graph_base_url == "https://graph.microsoft.com/v1.0"
+    assert isinstance(e.auth, EntraClientSecretAuth)
+    assert (d.name, d.origin, d.path) == ("corp", "corp-sso", tmp_path / "dir.yaml")
+
+
+def test_defaults() -> None:
+    got = parse_identity_sources({"okta": okta(), "entra": entra()}, Path())
+    o, e = got["okta"], got["entra"]
+    assert isinstance(o, OktaSource) and isinstance(e, EntraSource)
+    assert (o.origin, o.username_attribute, o.active_statuses, o.page_size, o.max_concurrency) == (
+        "okta",
+        "login",
+        {"ACTIVE"},
+        200,
+        8,
+    )
+    assert (o.retry.attempts, o.sdk_max_retries, o.check_member_count) == (4, 2, True)
+    assert (e.origin, e.username_attribute, e.page_size, e.sdk_max_retries) == (
+        "azuread",
+        "userPrincipalName",
+        999,
+        3,
+    )
+
+
+def test_okta_private_key_and_emulator_overrides(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("ca", encoding="ascii")
+    (tmp_path / "key.pem").write_text(PEM, encoding="ascii")
+    got = parse_identity_sources(
+        {
+            "a": okta(
+                orgUrl="https://127.0.0.1:9031/",
+                caBundle="ca.pem",
+                auth={"method": "private-key", "clientId": "0oa1", "privateKey": PEM, "keyId": "k1"},
+                retry={"attempts": 2, "backoffSeconds": 0.1, "maxBackoffSeconds": 1},
+            ),
+            "b": okta(auth={"method": "private-key", "clientId": "0oa1", "privateKeyFile": "key.pem"}),
+        },
+        tmp_path,
+    )
+    a, b = got["a"], got["b"]
+    assert isinstance(a, OktaSource) and isinstance(b, OktaSource)
+    assert a.org_url == "https://127.0.0.1:9031" and a.ca_file == tmp_path / "ca.pem"
+    assert isinstance(a.auth, OktaPrivateKeyAuth) and a.auth.key_id == "k1"
+    assert a.auth.scopes == ("okta.groups.read", "okta.users.read")
+    assert (a.retry.attempts, a.retry.backoff_seconds, a.retry.max_backoff_seconds) == (2, 0.1, 1)
+    assert isinstance(b.auth, OktaPrivateKeyAuth) and b.auth.private_key.get_secret_value() == PEM
+
+
+def test_entra_certificate_and_workload_identity(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text(PEM, encoding="ascii")
+    got = parse_identity_sources(
+        {
+            "c": entra(auth={"method": "certificate", "certificateFile": "cert.pem"}),
+            "c2": entra(auth={"method": "certificate", "certificate": PEM, "certificatePassword": "pw"}),
+            "w": entra(
+                auth={"method": "workload-identity", "tokenFile": "oidc.jwt"},
+                authorityHost="https://127.0.0.1:9032",
+                graphBaseUrl="https://127.0.0.1:9032/v1.0/",
+            ),
+            "w2": entra(auth={"method": "workload-identity", "tokenEnv": "CI_TOKEN"}),
+        },
+        tmp_path,
+    )
+    c, c2, w, w2 = got["c"], got["c2"], got["w"], got["w2"]
+    assert isinstance(c, EntraSource) and isinstance(c.auth, EntraCertificateAuth)
+    assert c.auth.certificate_file == tmp_path / "cert.pem"
+    assert isinstance(c2, EntraSource) and isinstance(c2.auth, EntraCertificateAuth) and c2.auth.password
+    assert isinstance(w, EntraSource) and isinstance(w.auth, EntraWorkloadIdentityAuth)
+    assert w.auth.token_file == tmp_path / "oidc.jwt", "token file need not exist yet (CI writes it)"
+    assert w.graph_base_url == "https://127.0.0.1:9032/v1.0"
+    assert isinstance(w2, EntraSource) and isinstance(w2.auth, EntraWorkloadIdentityAuth)
+    assert w2.auth.token_env == "CI_TOKEN"
+
+
+def test_errors_name_full_keys() -> None:
+    got = problems(
+        {
+            "okta": okta(orgUrl="http://acme.okta.com", usernameAtribute="login", pageSize=0),
+            "entra": entra(usernameAttribute="upn", auth={"method": "client-secret"}),
+            "e2": entra(auth={"method": "password", "clientSecret": SECRET}),
+            "x": {"type": "ldap"},
+            "y": {"origin": "z"},
+            "bad:name": okta(),
+            "z": "not a mapping",
+        }
+    )
+    text = "\n".join(got)
+    assert "cf-access:identitySources.okta.orgUrl: must be an https:// URL" in text
+    assert "cf-access:identitySources.okta.usernameAtribute: unknown key" in text
+    assert (
+        "cf-access:identitySources.okta.pageSize: Input should be greater than or equal to 1 (got 0)" in text
+    )
+    assert (
+        "cf-access:identitySources.entra.usernameAttribute: "
+        "Input should be 'userPrincipalName' or 'mail' (got 'upn')" in text
+    )
+    assert "cf-access:identitySources.entra.auth.clientSecret: required key is missing" in text
+    assert "cf-access:identitySources.e2.auth: Input tag 'password'" in text
+    assert "cf-access:identitySources.x.type: must be one of okta, entra, directory (got 'ldap')" in text
+    assert "cf-access:identitySources.y.type: must be one of okta, entra, directory" in text
+    assert "cf-access:identitySources.bad:name: source name must be" in text
+    assert "cf-access:identitySources.z: must be a mapping" in text
+    assert SECRET not in text and TOKEN not in text
+
+
+def test_secret_values_never_in_errors() -> None:
+    got = problems(
+        {
+            "o": okta(auth={"method": "api-token", "apiToken": TOKEN, "extra": TOKEN}),
+            "p": okta(
+                auth={"method": "private-key", "clientId": "c", "privateKey": PEM, "privateKeyFile": "x"}
+            ),
+            "e": entra(auth={"method": "client-secret", "clientSecret": ["x", SECRET]}),
+            "f": entra(auth={"method": "client-secret", "clientSecret": {"secure": "v1:abcd"}}),
+        }
+    )
+    text = "\n".join(got)
+    assert "cf-access:identitySources.o.auth.extra: unknown key" in text
+    assert "cf-access:identitySources.p.auth: set exactly one of privateKey" in text
+    assert "cf-access:identitySources.e.auth.clientSecret: Input should be a valid string" in text
+    assert "cf-access:identitySources.f.auth.clientSecret: is still encrypted" in text
+    for secret in (TOKEN, SECRET, KEY_BODY):
+        assert secret not in text
+
+
+def test_missing_files_are_reported(tmp_path: Path) -> None:
+    got = problems(
+        {
+            "o": okta(caBundle="missing-ca.pem"),
+            "p": okta(auth={"method": "private-key", "clientId": "c", "privateKeyFile": "missing.pem"}),
+            "d": {"type": "directory", "file": "missing.yaml"},
+        },
+        tmp_path,
+    )
+    assert f"cf-access:identitySources.o.caBundle: file not found: {tmp_path / 'missing-ca.pem'}" in got
+    assert (
+        f"cf-access:identitySources.p.auth.privateKeyFile: file not found: {tmp_path / 'missing.pem'}" in got
+    )
+    assert f"cf-access:identitySources.d.file: file not found: {tmp_path / 'missing.yaml'}" in got
+
+
+@pytest.mark.parametrize("raw", [{}, [], "okta"])
+def test_must_be_a_non_empty_mapping(raw: object) -> None:
+    assert problems(raw) == [
+        "cf-access:identitySources: must be a non-empty mapping of source name to settings"
+    ]
+
+
+def test_reprs_hide_secrets() -> None:
+    got = parse_identity_sources(
+        {
+            "o": okta(),
+            "p": okta(auth={"method": "private-key", "clientId": "c", "privateKey": PEM}),
+            "e": entra(),
+            "c": entra(
+                auth={"method": "certificate", "certificate": PEM, "certificatePassword": "hunter2-pass"}
+            ),
+        },
+        Path(),
+    )
+    text = " ".join(
+        repr(s) + repr(getattr(s, "auth", "")) + str(getattr(s, "__dict__", "")) for s in got.values()
+    )
+    for secret in (TOKEN, SECRET, KEY_BODY, "hunter2-pass"):
+        assert secret not in text
