@@ -87,7 +87,7 @@ def test_defaults() -> None:
     assert (o.origin, o.username_attribute, o.active_statuses, o.page_size, o.max_concurrency) == (
         "okta",
         "login",
-        {"ACTIVE"},
+        frozenset({"ACTIVE"}),
         200,
         8,
     )
