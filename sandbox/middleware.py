@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 from starlette.routing import BaseRoute, Match
@@ -44,6 +45,7 @@ class SandboxMiddleware:
         state = self.state
         path: str = scope["path"]
         state.counters.count(scope["method"], self._template(scope))
+        send = _with_request_id(send)
 
         faults = state.faults
         if faults.active and faults.applies_to(path):
@@ -133,6 +135,19 @@ class SandboxMiddleware:
                 return info.cc_user_guid, "admin" if admin else "user"
         client = scope.get("client") or ("unknown", 0)
         return str(client[0]), "unauthenticated"
+
+
+def _with_request_id(send: Send) -> Send:
+    """Add ``X-Vcap-Request-Id`` (gorouter/CC set it on every response; clients log it)."""
+    header = (b"x-vcap-request-id", uuid.uuid4().hex.encode())
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", []), header]
+        await send(message)
+
+    return wrapped
 
 
 async def _drop(receive: Receive, send: Send) -> None:

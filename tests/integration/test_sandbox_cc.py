@@ -71,6 +71,7 @@ def test_root_links_point_to_uaa_on_same_port(server: SandboxServer) -> None:
     assert body["links"]["login"]["href"] == f"{server.url}/uaa"
     assert body["links"]["cloud_controller_v3"]["href"] == f"{server.url}/v3"
     assert httpx.get(f"{server.url}/v3").json()["links"]["roles"]["href"] == f"{server.url}/v3/roles"
+    assert httpx.get(f"{server.url}/v3").headers["x-vcap-request-id"]
     info = httpx.get(f"{server.url}/v3/info").json()
     assert "login" not in info["links"] and "rate_limits" in info
 
@@ -94,7 +95,7 @@ def test_expired_token_is_401_invalid_auth_token(server: SandboxServer, ctl: San
                     "id": "short",
                     "secret": "s",
                     "authorities": "cloud_controller.admin",
-                    "access_token_validity": 1,
+                    "access_token_validity": 2,
                 }
             ]
         }
@@ -102,10 +103,10 @@ def test_expired_token_is_401_invalid_auth_token(server: SandboxServer, ctl: San
     token_resp = httpx.post(
         f"{server.url}/uaa/oauth/token", data={"grant_type": "client_credentials"}, auth=("short", "s")
     )
-    assert token_resp.json()["expires_in"] == 1
+    assert token_resp.json()["expires_in"] == 2
     headers = {"Authorization": f"bearer {token_resp.json()['access_token']}"}
     assert httpx.get(f"{server.url}/v3/roles", headers=headers).status_code == 200
-    time.sleep(2.1)
+    time.sleep(3.1)  # exp has whole-second precision
     resp = httpx.get(f"{server.url}/v3/roles", headers=headers)
     assert error_of(resp) == (401, "CF-InvalidAuthToken", 1000, "Invalid Auth Token")
 
