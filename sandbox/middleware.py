@@ -44,7 +44,12 @@ class SandboxMiddleware:
             return
         state = self.state
         path: str = scope["path"]
-        state.counters.count(scope["method"], self._template(scope))
+        if scope["method"] == "HEAD":  # Rails answers HEAD like GET without a body
+            scope = {**scope, "method": "GET"}
+            state.counters.count("HEAD", self._template(scope))
+            send = _without_body(send)
+        else:
+            state.counters.count(scope["method"], self._template(scope))
         send = _with_request_id(send)
 
         faults = state.faults
@@ -135,6 +140,15 @@ class SandboxMiddleware:
                 return info.cc_user_guid, "admin" if admin else "user"
         client = scope.get("client") or ("unknown", 0)
         return str(client[0]), "unauthenticated"
+
+
+def _without_body(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return wrapped
 
 
 def _with_request_id(send: Send) -> Send:

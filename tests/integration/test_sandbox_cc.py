@@ -72,6 +72,8 @@ def test_root_links_point_to_uaa_on_same_port(server: SandboxServer) -> None:
     assert body["links"]["cloud_controller_v3"]["href"] == f"{server.url}/v3"
     assert httpx.get(f"{server.url}/v3").json()["links"]["roles"]["href"] == f"{server.url}/v3/roles"
     assert httpx.get(f"{server.url}/v3").headers["x-vcap-request-id"]
+    head = httpx.head(f"{server.url}/v3/info")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
     info = httpx.get(f"{server.url}/v3/info").json()
     assert "login" not in info["links"] and "rate_limits" in info
 
