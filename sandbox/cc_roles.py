@@ -322,7 +322,7 @@ async def create_role(request: Request) -> Response:
             raise errors.not_authorized()
         if user_guid is None:
             assert username is not None
-            if origin is not None and origin != "uaa":
+            if origin is not None and origin != "uaa" and state.config.allow_user_creation_by_org_manager:
                 existing = store.uaa_lookup(username, origin)
                 user_guid = existing.id if existing is not None else store.add_uaa_user(username, origin).id
             else:

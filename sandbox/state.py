@@ -25,8 +25,17 @@ class RuntimeConfig:
     job_polls: int = 0  # if > 0: the job reports PROCESSING for this many polls, then completes
     token_validity_s: int | None = None  # default access-token lifetime (None: UAA's 43199)
     job_fail_rate: float = 0.0  # probability that an async delete job ends FAILED (nothing deleted)
+    # CC config cc.allow_user_creation_by_org_manager: org roles by username+origin (origin != uaa)
+    # create a UAA shadow user when missing. CC's default is false; the sandbox defaults to true.
+    allow_user_creation_by_org_manager: bool = True
 
-    KNOBS = ("job_delay_ms", "job_polls", "token_validity_s", "job_fail_rate")
+    KNOBS = (
+        "job_delay_ms",
+        "job_polls",
+        "token_validity_s",
+        "job_fail_rate",
+        "allow_user_creation_by_org_manager",
+    )
 
 
 class SandboxState:

@@ -280,6 +280,22 @@ def test_org_role_by_username_and_origin_creates_shadow_user(api: Api) -> None:
     assert api.get(f"/v3/users/{guid}").json()["username"] == "new.hire@corp.com"
 
 
+def test_without_shadow_user_creation_org_role_needs_existing_user(api: Api, ctl: SandboxControl) -> None:
+    ctl.set_config(allow_user_creation_by_org_manager=False)
+    try:
+        resp = api.org_role(
+            "organization_user", api.org_guid("payments"), username="x@corp.com", origin="okta"
+        )
+    finally:
+        ctl.set_config(allow_user_creation_by_org_manager=True)
+    assert error_of(resp) == (
+        422,
+        "CF-UnprocessableEntity",
+        10008,
+        "No user exists with the username 'x@corp.com' and origin 'okta'.",
+    )
+
+
 def test_org_role_by_username_in_uaa_origin_needs_existing_user(api: Api) -> None:
     resp = api.org_role("organization_user", api.org_guid("payments"), username="nobody", origin="uaa")
     assert error_of(resp) == (
