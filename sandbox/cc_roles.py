@@ -324,7 +324,12 @@ async def create_role(request: Request) -> Response:
             assert username is not None
             if origin is not None and origin != "uaa" and state.config.allow_user_creation_by_org_manager:
                 existing = store.uaa_lookup(username, origin)
-                user_guid = existing.id if existing is not None else store.add_uaa_user(username, origin).id
+                if existing is None:
+                    retry_after = state.faults.uaa_rate_limited()
+                    if retry_after is not None:
+                        raise errors.uaa_rate_limited(retry_after)
+                    existing = store.add_uaa_user(username, origin)
+                user_guid = existing.id
             else:
                 user_guid = _lookup_uaa_guid(store, username, origin, space_role=False)
         store.ensure_cc_user(user_guid)

@@ -196,7 +196,12 @@ async def create_user(request: Request) -> Response:
         state.mark_dirty()
         return cc_json(store_user_dict(store, guid, base_url(request)), 201)
     assert isinstance(username, str) and isinstance(origin, str)
-    uaa = store.uaa_lookup(username, origin) or store.add_uaa_user(username, origin)
+    uaa = store.uaa_lookup(username, origin)
+    if uaa is None:
+        retry_after = state.faults.uaa_rate_limited()
+        if retry_after is not None:
+            raise errors.uaa_rate_limited(retry_after)
+        uaa = store.add_uaa_user(username, origin)
     if uaa.id in store.cc_users:
         raise errors.unprocessable(f"User with username '{username}' and origin '{origin}' already exists.")
     store.add_cc_user(uaa.id)

@@ -84,6 +84,16 @@ def rate_limit_exceeded() -> CFError:
     return CFError(429, "CF-RateLimitExceeded", 10013, "Rate Limit Exceeded")
 
 
+def uaa_rate_limited(retry_after_s: int) -> CFError:
+    return CFError(
+        429,
+        "CF-UaaRateLimited",
+        20008,
+        "The UAA is currently rate limited. Please try again later",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
 def ip_rate_limit_exceeded() -> CFError:
     return CFError(
         429,

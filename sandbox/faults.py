@@ -28,6 +28,9 @@ class FaultConfig:
     drop_after_rate: float = 0.0
     error_after_rate: float = 0.0
     retry_after_s: int = 1
+    # CC's UAA client gets 429 when creating a shadow user -> CF-UaaRateLimited, Retry-After 5..20
+    uaa_rate_429: float = 0.0
+    uaa_retry_after_s: int | None = None
     path_prefix: str | None = None
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -41,6 +44,8 @@ class FaultConfig:
         "drop_after_rate",
         "error_after_rate",
         "retry_after_s",
+        "uaa_rate_429",
+        "uaa_retry_after_s",
         "path_prefix",
         "seed",
     )
@@ -51,7 +56,14 @@ class FaultConfig:
         if unknown:
             raise ValueError(f"unknown fault knob(s): {sorted(unknown)}")
         cfg = cls(**{k: v for k, v in knobs.items() if k in cls.KNOBS})
-        for name in ("error_rate", "rate_429", "drop_rate", "drop_after_rate", "error_after_rate"):
+        for name in (
+            "error_rate",
+            "rate_429",
+            "drop_rate",
+            "drop_after_rate",
+            "error_after_rate",
+            "uaa_rate_429",
+        ):
             if not 0.0 <= float(getattr(cfg, name)) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         cfg.rng = random.Random(cfg.seed)
@@ -96,6 +108,12 @@ class FaultConfig:
         if r < self.error_after_rate:
             return "502_after"
         return None
+
+    def uaa_rate_limited(self) -> int | None:
+        """Retry-After seconds when this shadow-user creation should hit a UAA 429, else None."""
+        if not self.uaa_rate_429 or self.rng.random() >= self.uaa_rate_429:
+            return None
+        return self.uaa_retry_after_s if self.uaa_retry_after_s is not None else self.rng.randint(5, 20)
 
     def public(self) -> dict[str, Any]:
         d = asdict(self)

@@ -167,6 +167,30 @@ def test_fault_drop_after_processing_loses_response_but_keeps_write(
     assert {"lost-response", "lost-502"} <= users  # both writes happened
 
 
+def test_uaa_rate_limited_shadow_user_creation(server: SandboxServer, ctl: SandboxControl) -> None:
+    api = Api(server.url)
+    ctl.set_faults(uaa_rate_429=1.0)
+    resp = api.org_role("organization_user", api.org_guid("data"), username="busy@corp.com", origin="okta")
+    assert error_of(resp) == (
+        429,
+        "CF-UaaRateLimited",
+        20008,
+        "The UAA is currently rate limited. Please try again later",
+    )
+    assert 5 <= int(resp.headers["retry-after"]) <= 20
+    assert (
+        error_of(api.post("/v3/users", {"username": "busy@corp.com", "origin": "okta"}))[1]
+        == "CF-UaaRateLimited"
+    )
+    ctl.clear_faults()
+    assert (
+        api.org_role(
+            "organization_user", api.org_guid("data"), username="busy@corp.com", origin="okta"
+        ).status_code
+        == 201
+    )
+
+
 def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl) -> None:
     auditor = Api(server.url, AUDITOR)
     ctl.set_rate_limit(limit=10, global_limit=100, reset_interval_s=60, admin_limit=-1)
