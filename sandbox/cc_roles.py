@@ -204,7 +204,7 @@ def _validate_role_create(body: dict[str, Any]) -> list[str]:
             rmsgs.append("User origin cannot be specified when identifying user by guid")
         if not has_username and has_origin:
             rmsgs.append("User origin cannot be specified without specifying the username")
-        if not has_username and not has_guid and user:
+        if not has_username and not has_guid:
             rmsgs.append("User must have a username or guid specified")
         user_errors = len(rmsgs) - user_errors
         space, org = rel.get("space"), rel.get("organization")
@@ -234,6 +234,8 @@ def _validate_role_create(body: dict[str, Any]) -> list[str]:
         if user_errors == 0 and isinstance(user_data, dict):
             if has_guid and not isinstance(user_data.get("guid"), str):
                 rmsgs.append("User guid must be a string")
+            elif has_guid and not 1 <= len(user_data["guid"]) <= 200:
+                rmsgs.append("User guid must be between 1 and 200 characters")
             if has_username and not isinstance(user_data.get("username"), str):
                 rmsgs.append("Username must be a string")
             if (

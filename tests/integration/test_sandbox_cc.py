@@ -356,6 +356,12 @@ def test_role_create_validation_messages(api: Api) -> None:
         },
     )
     assert error_of(resp)[3] == "Relationships Username cannot be specified when identifying user by guid"
+    resp = api.post(
+        "/v3/roles", {"type": "organization_user", "relationships": {"organization": {"data": {"guid": org}}}}
+    )
+    assert error_of(resp)[3] == (
+        "Relationships User can't be blank, Relationships User must have a username or guid specified"
+    )
     resp = api.org_role("organization_user", "no-such-org", guid="u")
     assert (
         error_of(resp)[3]
