@@ -18,7 +18,9 @@ class FileProbeProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = ["path"] if olds.get("path") != news.get("path") else []
-        return DiffResult(changes=olds.get("content") != news.get("content") or bool(replaces), replaces=replaces)
+        return DiffResult(
+            changes=olds.get("content") != news.get("content") or bool(replaces), replaces=replaces
+        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         Path(props["path"]).write_text(props["content"], encoding="utf-8")

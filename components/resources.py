@@ -97,7 +97,9 @@ class OrgAccess(pulumi.ComponentResource):
             if membership.role == ORG_USER:
                 org_user = resource
         for space in org.spaces:
-            SpaceAccess(org.name, space.name, space.memberships, org_user, users, pulumi.ResourceOptions(parent=self))
+            SpaceAccess(
+                org.name, space.name, space.memberships, org_user, users, pulumi.ResourceOptions(parent=self)
+            )
             for membership in space.memberships:
                 counts[f"{space.name}/{membership.role}"] = len(membership.members)
         self.register_outputs({"ownership": org.ownership, "members": counts})

@@ -99,8 +99,9 @@ if ! complete "$cache_bin"; then
   done_in "built pulumi v$PULUMI_VERSION into $cache_bin"
 fi
 
-# Copy the cached build into the checkout (git-ignored .tools/).
-rm -rf "${local_bin%/bin}"
+# Copy the cached build into the checkout (git-ignored .tools/), replacing
+# builds of other keys there (the per-user cache keeps them).
+rm -rf "$ROOT/.tools/pulumi"
 mkdir -p "${local_bin%/bin}"
 cp -a "$cache_bin" "$local_bin"
 printf '%s\n' "$local_bin" >"$MARKER"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import shutil
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,7 +38,9 @@ class Result:
 
 def pulumi_environment(backend_dir: Path, passphrase: str = "e2e-passphrase") -> dict[str, str]:
     """Environment for the CLI: our pinned binaries first, offline, local state."""
-    subprocess.run([str(REPO / "scripts" / "bootstrap-pulumi.sh")], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [str(REPO / "scripts" / "bootstrap-pulumi.sh")], check=True, capture_output=True, text=True
+    )
     bin_dir = (REPO / ".tools" / "pulumi-bin-dir").read_text(encoding="utf-8").strip()
     env = dict(os.environ)
     env.update(

@@ -52,7 +52,9 @@ class _SessionProvider(ResourceProvider):
     @property
     def session(self) -> Session:
         if self._session is None:
-            raise RuntimeError("provider used before configure(); the Pulumi engine always configures it first")
+            raise RuntimeError(
+                "provider used before configure(); the Pulumi engine always configures it first"
+            )
         return self._session
 
     # Pickle by reference and without the session (it holds a client and the
@@ -77,7 +79,9 @@ class UserProvider(_SessionProvider):
         for name in ("origin", "username"):
             value = news.get(name)
             if not isinstance(value, str) or not value or value != value.strip():
-                failures.append(CheckFailure(name, f"{name} must be a non-empty string without surrounding spaces"))
+                failures.append(
+                    CheckFailure(name, f"{name} must be a non-empty string without surrounding spaces")
+                )
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -90,7 +94,8 @@ class UserProvider(_SessionProvider):
         return CreateResult(id_=user.guid, outs={"origin": props["origin"], "username": props["username"]})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        user = self.session.client.get_user(id_)
+        # From the bulk user list (one paged read per process), not a GET per user.
+        user = self.session.user_by_guid(id_)
         if user is None:
             # Deleted by hand: drop it from state so the next up re-creates it.
             return ReadResult(id_=None, outs={})
@@ -136,7 +141,9 @@ class MembershipProvider(_SessionProvider):
         role, space = news.get("role"), news.get("space")
         allowed = SPACE_ROLE_TYPES if space else ORG_ROLE_TYPES
         if role not in allowed:
-            failures.append(CheckFailure("role", f"{role!r} is not a {'space' if space else 'org'} role type"))
+            failures.append(
+                CheckFailure("role", f"{role!r} is not a {'space' if space else 'org'} role type")
+            )
         if news.get("ownership") not in ("additive", "authoritative"):
             failures.append(CheckFailure("ownership", "ownership must be additive or authoritative"))
         for key in _members(news):
@@ -148,8 +155,10 @@ class MembershipProvider(_SessionProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("org", "space", "role") if (olds.get(k) or None) != (news.get(k) or None)]
-        changed = bool(replaces) or _members(olds) != _members(news) or olds.get("ownership") != news.get(
-            "ownership"
+        changed = (
+            bool(replaces)
+            or _members(olds) != _members(news)
+            or olds.get("ownership") != news.get("ownership")
         )
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
 
@@ -182,7 +191,9 @@ class MembershipProvider(_SessionProvider):
         if props["ownership"] == "authoritative":
             to_remove = sorted(k for k in live.keys() - desired if not session.is_protected(k))
         else:
-            to_remove = sorted(k for k in (previously_managed & live.keys()) - desired if not session.is_protected(k))
+            to_remove = sorted(
+                k for k in (previously_managed & live.keys()) - desired if not session.is_protected(k)
+            )
 
         def add(key: str) -> None:
             user = session.ensure_user(key)

@@ -41,7 +41,9 @@ class RoleIndex:
     # (scope guid, role type) -> {user guid: role guid}
     holders: dict[tuple[str, str], dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     # user guid -> {(space guid, role type): role guid}
-    space_roles_of_user: dict[str, dict[tuple[str, str], str]] = field(default_factory=lambda: defaultdict(dict))
+    space_roles_of_user: dict[str, dict[tuple[str, str], str]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
 
     def add(self, role: Role) -> None:
         scope = role.space_guid or role.org_guid

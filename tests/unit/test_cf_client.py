@@ -400,7 +400,7 @@ class FakeCF:
         def unescape(s: str) -> str:
             return re.sub(r"\\(.)", r"\1", s)
 
-        return (
+        return bool(
             user["userName"].lower() == unescape(m.group(1)).lower()
             and user["origin"].lower() == unescape(m.group(2)).lower()
         )

@@ -47,7 +47,10 @@ def test_secret_never_in_repr_or_str() -> None:
         ({"deprovisionPolicy": "nuke"}, "cf-access:deprovisionPolicy must be one of delete-user, roles-only"),
         ({"usernameAttribute": "upn"}, "cf-access:usernameAttribute must be one of username, email"),
         ({"cfSkipTlsVerify": "maybe"}, "cf-access:cfSkipTlsVerify must be true or false"),
-        ({"protectedUsers": ["admin", "(unclosed"]}, "cf-access:protectedUsers[1] is not a valid regular expression"),
+        (
+            {"protectedUsers": ["admin", "(unclosed"]},
+            "cf-access:protectedUsers[1] is not a valid regular expression",
+        ),
         ({"protectedUsers": "admin"}, "cf-access:protectedUsers must be a list of strings"),
     ],
 )

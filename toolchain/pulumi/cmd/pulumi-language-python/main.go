@@ -214,7 +214,9 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 	cmd.Env = env
 	cmd.Stdout = os.Stdout
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The program stays in our process group: the engine stops a plugin by
+	// signalling its whole group, and a program left running would keep the
+	// engine's stdout pipe open (the engine waits for it to drain).
 
 	h.track(cmd, true)
 	defer h.track(cmd, false)
@@ -247,7 +249,7 @@ func (h *host) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
 	defer h.mu.Unlock()
 	for cmd := range h.running {
 		if cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			_ = cmd.Process.Signal(syscall.SIGINT)
 		}
 	}
 	return &emptypb.Empty{}, nil

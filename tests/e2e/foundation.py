@@ -1,0 +1,107 @@
+"""A sandbox foundation plus a cf-access stack pointed at it, for e2e tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.identity.base import read_snapshot
+from components.identity.directory import DirectorySource
+from components.mappings import load_mappings
+from components.plan import PlanSettings, build_plan
+from sandbox.control import SandboxControl
+from sandbox.server import SandboxServer
+from tests.pulumi_harness import REPO, PulumiStack, new_stack
+
+ORIGIN = "corp-sso"
+PROTECTED = ["(.*/)?admin(@.*)?"]
+SECRET = "sandbox-secret"
+SEED: dict[str, Any] = {
+    "orgs": [
+        {"name": "payments", "spaces": ["dev", "prod"]},
+        {"name": "platform", "spaces": ["tools", "sandbox"]},
+        {"name": "data", "spaces": ["analytics"]},
+    ]
+}
+
+# (member key, role type, scope label)
+Assignment = tuple[str, str, str]
+
+
+@dataclass
+class Foundation:
+    url: str
+    control: SandboxControl
+    stack: PulumiStack
+    mappings_dir: Path
+    directory_file: Path
+
+    def roles(self) -> list[Assignment]:
+        """Every role with a username, read through the CC API (not state).
+
+        A list, not a set, so duplicates would show."""
+        result: list[Assignment] = []
+        for origin, username, role_type, org, space in self.control.roles():
+            if username is None:
+                continue  # UAA clients (the sync client itself)
+            scope = f"{org}/{space}" if space else str(org)
+            result.append((f"{origin}/{username.casefold()}", role_type, scope))
+        return sorted(result)
+
+    def expected(self) -> list[Assignment]:
+        """What the plan says CF should hold, from the current files."""
+        source = DirectorySource(self.directory_file, name="directory", origin=ORIGIN)
+        mappings = load_mappings(self.mappings_dir, known_sources=["directory"])
+        snapshot = read_snapshot({"directory": source}, mappings.group_refs("directory"), "directory")
+        plan = build_plan(
+            mappings,
+            snapshot,
+            PlanSettings(
+                protected_users=tuple(PROTECTED),
+                default_source="directory",
+                source_origins={"directory": ORIGIN},
+            ),
+            today=dt.date.today(),
+        )
+        return sorted((key, m.role, m.scope.label) for m in plan.memberships() for key in m.members)
+
+    def edit_directory(self, change: Callable[[dict[str, Any]], None]) -> None:
+        data = yaml.safe_load(self.directory_file.read_text(encoding="utf-8"))
+        change(data)
+        self.directory_file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    def set_status(self, username: str, status: str) -> None:
+        def change(data: dict[str, Any]) -> None:
+            for user in data["users"]:
+                if user["username"].casefold() == username.casefold():
+                    user["status"] = status
+
+        self.edit_directory(change)
+
+    def add_to_group(self, group: str, username: str) -> None:
+        self.edit_directory(lambda data: data["groups"][group].append(username))
+
+
+@contextmanager
+def foundation(tmp_path: Path, *, policy: str = "roles-only") -> Iterator[Foundation]:
+    mappings_dir = tmp_path / "mappings"
+    shutil.copytree(REPO / "mappings", mappings_dir)
+    directory_file = tmp_path / "directory.yaml"
+    shutil.copy(REPO / "directory" / "example.yaml", directory_file)
+    with SandboxServer.start(seed=SEED) as server:
+        stack = new_stack(REPO, tmp_path)
+        stack.config_set("cfApiUrl", server.url)
+        stack.config_set("cfClientSecret", SECRET, secret=True)
+        stack.config_set("mappingsDir", str(mappings_dir))
+        stack.config_set("directoryFile", str(directory_file))
+        stack.config_set("directoryOrigin", ORIGIN)
+        stack.config_set("deprovisionPolicy", policy)
+        stack.config_set_list("protectedUsers", PROTECTED)
+        yield Foundation(server.url, SandboxControl(server.url), stack, mappings_dir, directory_file)
