@@ -181,7 +181,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdpFoundatio
 
 
 def test_roles_follow_the_idp_and_reads_fail_closed(env: IdpFoundation) -> None:
-    alice, bob, carol = (f"{ORIGIN}/{u}@corp.com" for u in ("alice", "bob", "carol"))
+    alice, bob, dave = (f"{ORIGIN}/{u}@corp.com" for u in ("alice", "bob", "dave"))
     secret = OKTA_TOKEN if env.kind == "okta" else ENTRA_SECRET
 
     # (a) preview names the IdP group as provenance; nothing is written.
@@ -197,10 +197,11 @@ def test_roles_follow_the_idp_and_reads_fail_closed(env: IdpFoundation) -> None:
     assert [r for r in env.roles() if r[0] == bob] == []
     assert env.stack.preview("--expect-no-changes").ok
 
-    # (c) a leaver in the IdP loses their roles.
-    env.emulator.data.users["00u-carol"].status = "SUSPENDED"
+    # (c) a leaver in the IdP loses their roles (dave: his groups keep other active members).
+    assert [r for r in env.roles() if r[0] == dave] != []
+    env.emulator.data.users["00u-dave"].status = "SUSPENDED"
     env.stack.up()
-    assert [r for r in env.roles() if r[0] == carol] == []
+    assert [r for r in env.roles() if r[0] == dave] == []
     assert env.roles() == env.expected()
 
     # (d) a persistent IdP failure fails the preview, naming the group; CF is untouched.
