@@ -1,26 +1,35 @@
 """cf-access: Cloud Foundry roles from identity-provider groups.
 
-settings → mappings → IdP snapshot → plan → resources. Every step before
-``declare`` is read-only and fails closed: if anything cannot be read or
-validated the program stops before registering a single resource, because
-registering fewer resources would make Pulumi delete the missing ones.
+settings → mappings → IdP snapshot → plan → guards (against what CF holds
+now) → resources. Every step before ``declare`` is read-only and fails
+closed: if anything cannot be read or validated, or a guard trips, the
+program stops before registering a single resource, because registering
+fewer resources would make Pulumi delete the missing ones.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 
 import pulumi
 
+from components.cloudfoundry.errors import CfApiError
+from components.current import read_current_access
+from components.guards import check_groups, check_removals, missing_scopes
 from components.identity.base import IdentityReadError, IdentitySource, read_snapshot
 from components.identity.directory import DirectorySource
 from components.mappings import MappingError, load_mappings
-from components.plan import PlanSettings, build_plan
+from components.plan import AccessPlan, PlanError, PlanSettings, build_plan
 from components.resources import declare
 from components.settings import Settings, SettingsError, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+class GuardTripped(Exception):
+    pass
 
 
 def identity_sources(settings: Settings) -> dict[str, IdentitySource]:
@@ -33,24 +42,40 @@ def identity_sources(settings: Settings) -> dict[str, IdentitySource]:
     return {source.name: source}
 
 
+def plan_access() -> AccessPlan:
+    override = os.environ.get("CF_ACCESS_ALLOW_MASS_REMOVAL", "").lower() in ("1", "true", "yes")
+    settings = load_settings(pulumi.Config(), PROJECT_ROOT, override_mass_removal=override)
+    sources = identity_sources(settings)
+    default_source = next(iter(sources))
+    today = datetime.datetime.now(datetime.UTC).date()
+    mappings = load_mappings(settings.mappings_dir, known_sources=sources.keys())
+    snapshot = read_snapshot(sources, mappings.group_refs(default_source, today), default_source)
+    plan_settings = PlanSettings(
+        protected_users=settings.protected_users,
+        default_source=default_source,
+        source_origins={name: source.origin for name, source in sources.items()},
+    )
+    plan = build_plan(mappings, snapshot, plan_settings, today=today)
+
+    current = read_current_access(settings.cf, [org.name for org in plan.orgs])
+    problems = missing_scopes(plan, current, mappings)
+    problems += check_groups(mappings, snapshot, current, plan_settings, settings.guards)
+    if not problems:
+        origins = {source.origin for source in sources.values()}
+        report = check_removals(plan, current, plan_settings, settings.guards, origins)
+        problems += report.problems
+        for warning in report.warnings:
+            pulumi.log.warn(warning)
+        pulumi.log.info(f"{len(report.removals)} of {report.managed} managed role assignments to remove")
+    if problems:
+        raise GuardTripped("\n".join(problems))
+    return plan
+
+
 def main() -> None:
     try:
-        settings = load_settings(pulumi.Config(), PROJECT_ROOT)
-        sources = identity_sources(settings)
-        default_source = next(iter(sources))
-        mappings = load_mappings(settings.mappings_dir, known_sources=sources.keys())
-        snapshot = read_snapshot(sources, mappings.group_refs(default_source), default_source)
-        plan = build_plan(
-            mappings,
-            snapshot,
-            PlanSettings(
-                protected_users=settings.protected_users,
-                default_source=default_source,
-                source_origins={name: source.origin for name, source in sources.items()},
-            ),
-            today=datetime.datetime.now(datetime.UTC).date(),
-        )
-    except (SettingsError, MappingError, IdentityReadError) as exc:
+        plan = plan_access()
+    except (SettingsError, MappingError, IdentityReadError, PlanError, CfApiError, GuardTripped) as exc:
         # A clean message without a Python traceback; nothing was registered.
         raise pulumi.RunError(str(exc)) from None
 
@@ -58,10 +83,8 @@ def main() -> None:
         pulumi.log.warn(warning)
     if plan.excluded_protected:
         pulumi.log.info(f"protected users left alone: {', '.join(plan.excluded_protected)}")
-
     declare(plan)
-    summary = plan.summary()
-    pulumi.export("summary", summary)
+    pulumi.export("summary", plan.summary())
 
 
 main()

@@ -16,6 +16,7 @@ from typing import Protocol, get_args
 
 from pydantic import SecretStr
 
+from components.guards import GuardSettings
 from components.model import DeprovisionPolicy
 
 PROJECT = "cf-access"
@@ -51,6 +52,7 @@ class CfConnection:
 @dataclass(frozen=True)
 class Settings:
     cf: CfConnection
+    guards: GuardSettings
     mappings_dir: Path
     identity_source: str
     directory_file: Path
@@ -127,6 +129,34 @@ def _regex_list(config: ConfigReader, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _string_list(config: ConfigReader, name: str) -> tuple[str, ...]:
+    raw = config.get(name)
+    if raw is None or raw == "":
+        return ()
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError:
+        raise SettingsError(f"stack config {_key(name)} must be a list of strings (YAML list)") from None
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise SettingsError(f"stack config {_key(name)} must be a list of non-empty strings (YAML list)")
+    return tuple(values)
+
+
+def load_guard_settings(config: ConfigReader, *, override_mass_removal: bool = False) -> GuardSettings:
+    """The safety brakes; ``override_mass_removal`` comes from the one-run
+    environment override (CF_ACCESS_ALLOW_MASS_REMOVAL)."""
+    return GuardSettings(
+        max_removals=_int(config, "brakeMaxRemovals", 100, 0, 10_000_000),
+        max_removal_percent=_int(config, "brakeMaxRemovalPercent", 25, 0, 100),
+        org_min_removals=_int(config, "brakeOrgMinRemovals", 10, 1, 10_000_000),
+        allow_mass_removal=override_mass_removal or _bool(config, "allowMassRemoval", False),
+        group_shrink_percent=_int(config, "groupShrinkPercent", 50, 1, 100),
+        group_shrink_minimum=_int(config, "groupShrinkMinimum", 5, 1, 10_000_000),
+        allow_empty_groups=frozenset(_string_list(config, "allowEmptyGroups")),
+        allow_shrunk_groups=frozenset(_string_list(config, "allowShrunkGroups")),
+    )
+
+
 def load_cf_connection(config: ConfigReader) -> CfConnection:
     api_url = _string(config, "cfApiUrl").rstrip("/")
     if not re.match(r"^https?://[^/\s]+", api_url):
@@ -145,10 +175,13 @@ def load_deprovision_policy(config: ConfigReader) -> DeprovisionPolicy:
     return "delete-user" if value == "delete-user" else "roles-only"
 
 
-def load_settings(config: ConfigReader, project_root: Path) -> Settings:
+def load_settings(
+    config: ConfigReader, project_root: Path, *, override_mass_removal: bool = False
+) -> Settings:
     """Read and validate the whole stack config; raise SettingsError naming the key."""
     return Settings(
         cf=load_cf_connection(config),
+        guards=load_guard_settings(config, override_mass_removal=override_mass_removal),
         mappings_dir=project_root / _string(config, "mappingsDir", "mappings"),
         identity_source=_choice(config, "identitySource", IDENTITY_SOURCES, "directory"),
         directory_file=project_root / _string(config, "directoryFile", "directory/example.yaml"),

@@ -129,3 +129,12 @@ def parse_job(resource: dict[str, Any]) -> Job:
         errors=tuple(e for e in resource.get("errors") or [] if isinstance(e, dict)),
         warnings=tuple(w for w in resource.get("warnings") or [] if isinstance(w, dict)),
     )
+
+
+def user_key(user: CfUser) -> str | None:
+    """The member key ``<origin>/<casefolded username>`` of a CF user, or None
+    for users without a username (UAA clients such as the sync client itself:
+    never managed)."""
+    if not user.username or not user.origin:
+        return None
+    return f"{user.origin}/{user.username.casefold()}"

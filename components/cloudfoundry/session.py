@@ -17,21 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from components.cloudfoundry.client import CloudFoundryClient
-from components.cloudfoundry.models import CfUser, Org, Role, Space
+from components.cloudfoundry.models import CfUser, Org, Role, Space, user_key
 from components.model import UserRef
 from components.settings import CfConnection, ConfigReader, load_cf_connection, load_deprovision_policy
 
 
 class ScopeNotFound(LookupError):
     """An org or space named in the mappings does not exist in CF."""
-
-
-def user_key(user: CfUser) -> str | None:
-    """The member key for a CF user, or None for users without a username
-    (UAA clients such as the sync client itself: never managed)."""
-    if not user.username or not user.origin:
-        return None
-    return UserRef(origin=user.origin, username=user.username.casefold()).key
 
 
 @dataclass
