@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import socket
 import tempfile
@@ -145,6 +146,16 @@ class Counters:
         with self._lock:
             self._counts.clear()
 
+
+class _QuietShutdown(logging.Filter):
+    """Drop uvicorn's shutdown complaint about idle keep-alive clients (noise in test output)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Cancel ") and "graceful shutdown" in message)
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietShutdown())
 
 FaultResponder = Callable[[Fault], tuple[int, dict[str, str], dict[str, Any]]]
 
