@@ -1,0 +1,264 @@
+"""``cf-access``: the helper CLI around the Pulumi program (docs/operations.md).
+
+    cf-access validate [--stack S]          offline checks, fast (pre-commit)
+    cf-access doctor   [--stack S]          mappings x IdP x CF cross-checks
+    cf-access why USER [--stack S]          a user's roles: why, and what CF holds
+    cf-access export   --out DIR            starting mappings from a live foundation
+    cf-access summary  preview.json         pulumi preview --json -> PR comment (Markdown)
+
+CF credentials for doctor/why/export: the stack's config, decrypted with
+``pulumi config --show-secrets --json`` (``--stack``), or ``CF_API_URL``,
+``CF_CLIENT_ID``, ``CF_CLIENT_SECRET`` in the environment (these win).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import IO
+
+import click
+
+from components.cli.stackconfig import StackConfig, StackConfigError, find_project_root
+
+_project_dir = click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with Pulumi.yaml (default: the nearest one above the current folder).",
+)
+_stack = click.option("--stack", "-s", default=None, help="Stack name (reads Pulumi.<stack>.yaml).")
+_config_file = click.option(
+    "--config-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Stack config file to use instead of Pulumi.<stack>.yaml.",
+)
+
+
+def _root(project_dir: Path | None) -> Path:
+    try:
+        return find_project_root(project_dir or Path.cwd())
+    except StackConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """cf-access helper: validate, doctor, why, export, summary."""
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@main.command()
+@click.argument("preview", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--drift", is_flag=True, help="A scheduled drift check: every change is drift.")
+@click.option("--title", default=None, help="Heading (default: 'cf-access preview — stack `S`').")
+@click.option("--max-chars", type=int, default=65_536, show_default=True, help="Comment size limit.")
+@click.option("--details-url", default=None, help="Link to the full preview (CI job log).")
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-")
+def summary(
+    preview: IO[str],
+    drift: bool,
+    title: str | None,
+    max_chars: int,
+    details_url: str | None,
+    output: IO[str],
+) -> None:
+    """Turn `pulumi preview --json` output (file or stdin) into a Markdown PR comment."""
+    from components.summary import PreviewParseError, summarize
+
+    try:
+        text = summarize(
+            preview.read(), drift=drift, title=title, max_chars=max_chars, details_url=details_url
+        )
+    except PreviewParseError as exc:
+        raise click.ClickException(str(exc)) from None
+    output.write(text)
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@main.command()
+@_project_dir
+@_stack
+@_config_file
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Mappings folder (default: the stack's mappingsDir).",
+)
+def validate(
+    project_dir: Path | None, stack: str | None, config_file: Path | None, mappings_dir: Path | None
+) -> None:
+    """Check mappings, directory file and stack config offline (what preview would reject)."""
+    from components.cli.validate import validate as run
+
+    report = run(_root(project_dir), stack, config_file, mappings_dir)
+    click.echo(report.render())
+    sys.exit(0 if report.ok else 1)
+
+
+# --------------------------------------------------------------------------- CF-reading commands
+
+
+def _config(root: Path, stack: str | None, config_file: Path | None) -> StackConfig:
+    from components.cli.stackconfig import read_decrypted, read_offline
+
+    try:
+        if stack:
+            return read_decrypted(root, stack, config_file)
+        return read_offline(root, None, config_file)
+    except StackConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@main.command()
+@_project_dir
+@_stack
+@_config_file
+@click.option("--json", "as_json", is_flag=True, help="Findings as JSON lines.")
+def doctor(project_dir: Path | None, stack: str | None, config_file: Path | None, as_json: bool) -> None:
+    """Cross-check mappings, identity provider and Cloud Foundry; exit 1 on errors."""
+    import json
+
+    from components.cli.context import build_context
+    from components.cli.doctor import Finding, diagnose, exit_code, gather_snapshot, render
+    from components.cli.inventory import read_inventory
+    from components.cloudfoundry.errors import CloudFoundryError
+    from components.mappings import MappingError
+    from components.settings import SettingsError
+
+    root = _root(project_dir)
+    try:
+        ctx = build_context(root, _config(root, stack, config_file))
+    except SettingsError as exc:
+        raise _fail(exc) from None
+    findings: list[Finding] = []
+    try:
+        mappings = ctx.load_mappings()
+    except MappingError as exc:
+        findings = [
+            Finding(
+                f"{p.file}:{p.line}" if p.line else p.file, "error", "mapping", f"{p.key_path}: {p.message}"
+            )
+            for p in exc.problems
+        ]
+    else:
+        today = ctx.today()
+        snapshot, findings = gather_snapshot(mappings, ctx.sources, ctx.default_source, today)
+        try:
+            inventory = read_inventory(ctx.settings.cf)
+        except (CloudFoundryError, OSError) as exc:
+            findings.append(Finding(ctx.settings.cf.api_url, "error", "cf-unreachable", str(exc)))
+        else:
+            findings += diagnose(mappings, snapshot, ctx.plan_settings(), inventory, today)
+    if as_json:
+        for f in findings:
+            click.echo(json.dumps({"where": f.where, "level": f.level, "code": f.code, "message": f.message}))
+    else:
+        click.echo(render(findings))
+    sys.exit(exit_code(findings))
+
+
+@main.command()
+@click.argument("user")
+@_project_dir
+@_stack
+@_config_file
+@click.option("--no-cf", is_flag=True, help="Do not read CF (only what the mappings grant).")
+def why(
+    project_dir: Path | None, stack: str | None, config_file: Path | None, user: str, no_cf: bool
+) -> None:
+    """Every role USER ([origin/]username) should hold, why, and what CF holds now."""
+    from components.cli.context import build_context
+    from components.cli.inventory import read_inventory
+    from components.cli.why import explain_user, render
+    from components.cloudfoundry.errors import CloudFoundryError
+    from components.identity.base import IdentityReadError, read_snapshot
+    from components.mappings import MappingError
+    from components.plan import PlanError, build_plan
+    from components.settings import SettingsError
+
+    root = _root(project_dir)
+    try:
+        ctx = build_context(root, _config(root, stack, config_file))
+        mappings = ctx.load_mappings()
+        today = ctx.today()
+        snapshot = read_snapshot(
+            ctx.sources, mappings.group_refs(ctx.default_source, today), ctx.default_source
+        )
+        plan = build_plan(mappings, snapshot, ctx.plan_settings(), today)
+        inventory = None if no_cf else read_inventory(ctx.settings.cf)
+    except (SettingsError, MappingError, IdentityReadError, PlanError, CloudFoundryError) as exc:
+        raise _fail(exc) from None
+    result = explain_user(user, mappings, snapshot, plan, ctx.plan_settings(), inventory, today)
+    people = {p.ref.key: p for group in snapshot.groups.values() for p in group}
+    describe = {
+        key: f"{p.display_name or p.username}, {'active' if p.active else 'INACTIVE'} in {p.source}"
+        for key, p in people.items()
+        if key in result
+    }
+    click.echo(render(user, result, describe))
+
+
+@main.command()
+@_project_dir
+@_stack
+@_config_file
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write <org>.yaml files into (e.g. mappings/).",
+)
+@click.option(
+    "--org", "orgs", multiple=True, help="Only these orgs (repeatable; default: every org with roles)."
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def export(
+    project_dir: Path | None,
+    stack: str | None,
+    config_file: Path | None,
+    out_dir: Path,
+    orgs: tuple[str, ...],
+    force: bool,
+) -> None:
+    """Write starting mappings (additive, named users) from the roles CF holds now."""
+    from components.cli.context import build_context
+    from components.cli.export import build_exports, write_exports
+    from components.cli.inventory import read_inventory
+    from components.cloudfoundry.errors import CloudFoundryError
+    from components.settings import SettingsError
+
+    root = _root(project_dir)
+    try:
+        ctx = build_context(root, _config(root, stack, config_file))
+        inventory = read_inventory(ctx.settings.cf)
+    except (SettingsError, CloudFoundryError) as exc:
+        raise _fail(exc) from None
+    default_origin = ctx.sources[ctx.default_source].origin
+    exports = build_exports(inventory, ctx.plan_settings(), default_origin, set(orgs) if orgs else None)
+    try:
+        paths = write_exports(exports, out_dir, force=force)
+    except FileExistsError as exc:
+        raise _fail(exc) from None
+    for e, path in zip(exports, paths, strict=True):
+        click.echo(f"wrote {path} ({e.assignments} role assignments)")
+    click.echo(
+        f"export: {len(paths)} org file(s), {sum(e.assignments for e in exports)} role assignments; "
+        "next: cf-access validate, then pulumi preview (creates only) and pulumi up (no CF writes)"
+    )
+
+
+if __name__ == "__main__":
+    main()
