@@ -369,13 +369,6 @@ def _order(f: Finding) -> tuple[int, str, int, str]:
     return (0 if f.level == "error" else 1, f.where, 0, f.code)
 
 
-def _order(f: Finding) -> tuple[int, str, int, str]:
-    file, _, line = f.where.rpartition(":")
-    if file and line.isdigit():
-        return (0 if f.level == "error" else 1, file, int(line), f.code)
-    return (0 if f.level == "error" else 1, f.where, 0, f.code)
-
-
 def render(findings: list[Finding]) -> str:
     errors = sum(1 for f in findings if f.level == "error")
     warnings = len(findings) - errors

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (expected messages are kept on one line so they read like the real output)
 """``cf-access doctor`` and ``cf-access why`` on a sample foundation with planted problems.
 
 The sample: a YAML directory (CF username = email) and three mapping files against
@@ -9,7 +10,6 @@ protected admin are all fine.
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
