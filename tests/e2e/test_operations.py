@@ -170,3 +170,52 @@ def test_doctor_and_why_on_an_adopted_stack(adopted: Adopted) -> None:
     assert "= payments/prod space_developer  named user (mappings/payments.yaml:" in why.stdout
     assert "= payments organization_user" in why.stdout
     assert SECRET not in why.stdout + why.stderr
+
+
+def _audit_wired() -> bool:
+    from components.cloudfoundry import providers
+
+    return hasattr(providers.MembershipProvider, "audit")
+
+
+@pytest.mark.skipif(not _audit_wired(), reason="audit trail not wired into the providers yet")
+def test_audit_trail_records_every_applied_change(tmp_path: Path) -> None:
+    from components.audit import read_events
+    from tests.e2e.foundation import foundation
+
+    log = tmp_path / "audit" / "audit.jsonl"
+    with foundation(tmp_path) as env:
+        env.stack.config_set("auditLog", str(log))
+        env.stack.env["CF_ACCESS_UPDATE_KIND"] = "merge"
+        env.stack.preview()
+        assert not log.exists() or list(read_events(log)) == [], "a preview never writes, never audits"
+
+        env.stack.up()
+        events = list(read_events(log))
+        adds = [e for e in events if e["action"] == "add"]
+        assert sorted((e["user"], e["role"], e["scope"]) for e in adds) == env.expected()
+        for e in adds:
+            assert (e["stack"], e["update"], e["operation"]) == (env.stack.stack, "merge", "create")
+        dev = next(e for e in adds if e["scope"] == "payments/dev" and e["user"].endswith("/carol@corp.com"))
+        assert dev["reason"] == "group directory:payments-dev (mappings/payments.yaml:13)"
+        created = {e["user"] for e in events if e["action"] == "create-user"}
+        assert created == {user for user, _, _ in env.expected()}
+
+        # A leaver: every removal, space roles first (CC's rule), with why.
+        env.set_status("dave@corp.com", "SUSPENDED")
+        env.stack.up()
+        new = list(read_events(log))[len(events) :]
+        assert sorted((e["action"], e["scope"], e["role"]) for e in new) == [
+            ("remove", "payments", "organization_user"),
+            ("remove", "payments/dev", "space_developer"),
+            ("remove", "payments/prod", "space_auditor"),
+        ]
+        assert all(
+            e["user"].endswith("/dave@corp.com") and e["reason"].startswith("no longer granted") for e in new
+        )
+        assert [e["scope"] for e in new][-1] == "payments", "organization_user goes last"
+
+        # Nothing applied, nothing logged.
+        total = len(list(read_events(log)))
+        env.stack.up()
+        assert len(list(read_events(log))) == total
