@@ -29,7 +29,9 @@ class Context:
 
     @property
     def default_source(self) -> str:
-        return next(iter(self.sources))
+        # As __main__.py: identitySource names the default; else the first configured one.
+        wanted = self.settings.identity_source
+        return wanted if wanted in self.sources else next(iter(self.sources))
 
     def plan_settings(self) -> PlanSettings:
         return PlanSettings(
@@ -52,8 +54,11 @@ def identity_sources(
     """``identitySources`` when set, else the single directory source of the flat keys
     (what ``__main__.py`` does)."""
     raw = config.get_object("identitySources")
-    if raw is not None:
-        from components.identity.config import parse_identity_sources  # heavy: IdP SDKs
+    if raw:
+        light = _directory_only(raw, project_root)
+        if light is not None:
+            return light
+        from components.identity.config import parse_identity_sources  # heavy: the IdP SDKs
 
         sources = parse_identity_sources(raw, project_root)
         if sources:
@@ -65,6 +70,34 @@ def identity_sources(
         username_attribute="email" if settings.username_attribute == "email" else "username",
     )
     return {source.name: source}
+
+
+_DIRECTORY_KEYS = frozenset({"type", "file", "origin", "usernameAttribute"})
+
+
+def _directory_only(raw: object, project_root: Path) -> dict[str, IdentitySource] | None:
+    """``identitySources`` made only of well-formed directory sources, built without importing
+    the Okta and Graph SDKs (seconds of import time a pre-commit hook should not pay).
+    Anything else returns None: the full parser validates it."""
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, IdentitySource] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, dict) or entry.get("type") != "directory" or set(entry) - _DIRECTORY_KEYS:
+            return None
+        file, origin = entry.get("file", "directory/example.yaml"), entry.get("origin", "uaa")
+        attribute = entry.get("usernameAttribute", "username")
+        if not isinstance(file, str) or not isinstance(origin, str) or not origin:
+            return None
+        if attribute not in ("username", "email") or not (project_root / file).is_file():
+            return None
+        out[str(name)] = DirectorySource(
+            project_root / file,
+            name=str(name),
+            origin=origin,
+            username_attribute="email" if attribute == "email" else "username",
+        )
+    return out or None
 
 
 def build_context(project_root: Path, config: StackConfig) -> Context:
