@@ -219,3 +219,22 @@ def test_audit_trail_records_every_applied_change(tmp_path: Path) -> None:
         total = len(list(read_events(log)))
         env.stack.up()
         assert len(list(read_events(log))) == total
+
+
+def test_scoped_up_changes_one_org_only(tmp_path: Path) -> None:
+    """docs/operations.md "Scoped runs": --target <OrgAccess urn> --target-dependents."""
+    from tests.e2e.foundation import foundation
+
+    with foundation(tmp_path) as env:
+        env.stack.up()
+        env.add_to_group("payments-dev", "judy@corp.com")  # payments: +3 for judy
+        env.add_to_group("data-analysts", "erin@corp.com")  # data: +2 for erin (waits)
+        urn = f"urn:pulumi:{env.stack.stack}::cf-access::cf-access:index:OrgAccess::payments"
+        env.stack.up("--target", urn, "--target-dependents")
+        roles = env.roles()
+        judy = [r for r in roles if r[0] == "corp-sso/judy@corp.com" and r[2].startswith("payments")]
+        assert len(judy) == 3
+        assert not [r for r in roles if r[0] == "corp-sso/erin@corp.com" and r[2].startswith("data")]
+        # the rest follows with the next full up
+        env.stack.up()
+        assert env.roles() == env.expected()
