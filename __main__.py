@@ -10,6 +10,7 @@ fewer resources would make Pulumi delete the missing ones.
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from components.cloudfoundry.errors import CfApiError
 from components.current import read_current_access
 from components.guards import check_groups, check_removals, missing_scopes
 from components.identity.base import IdentityReadError, IdentitySource, read_snapshot
+from components.identity.config import parse_identity_sources
 from components.identity.directory import DirectorySource
 from components.mappings import MappingError, load_mappings
 from components.plan import AccessPlan, PlanError, PlanSettings, build_plan
@@ -32,7 +34,21 @@ class GuardTripped(Exception):
     pass
 
 
-def identity_sources(settings: Settings) -> dict[str, IdentitySource]:
+class _PulumiLogHandler(logging.Handler):
+    """Forwards identity-source progress (logged on a worker thread) to the
+    Pulumi log, so long IdP reads show what they are doing."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)
+        (pulumi.log.warn if record.levelno >= logging.WARNING else pulumi.log.info)(message)
+
+
+def identity_sources(settings: Settings, config: pulumi.Config) -> dict[str, IdentitySource]:
+    """The configured sources (cf-access:identitySources), or the single
+    directory source described by the directory* keys."""
+    configured = parse_identity_sources(config.get_object("identitySources"), PROJECT_ROOT)
+    if configured:
+        return configured
     source = DirectorySource(
         settings.directory_file,
         name="directory",
@@ -44,9 +60,13 @@ def identity_sources(settings: Settings) -> dict[str, IdentitySource]:
 
 def plan_access() -> AccessPlan:
     override = os.environ.get("CF_ACCESS_ALLOW_MASS_REMOVAL", "").lower() in ("1", "true", "yes")
-    settings = load_settings(pulumi.Config(), PROJECT_ROOT, override_mass_removal=override)
-    sources = identity_sources(settings)
-    default_source = next(iter(sources))
+    config = pulumi.Config()
+    settings = load_settings(config, PROJECT_ROOT, override_mass_removal=override)
+    identity_log = logging.getLogger("cf_access.identity")
+    identity_log.setLevel(logging.INFO)
+    identity_log.addHandler(_PulumiLogHandler())
+    sources = identity_sources(settings, config)
+    default_source = settings.identity_source
     today = datetime.datetime.now(datetime.UTC).date()
     mappings = load_mappings(settings.mappings_dir, known_sources=sources.keys())
     snapshot = read_snapshot(sources, mappings.group_refs(default_source, today), default_source)
@@ -57,7 +77,13 @@ def plan_access() -> AccessPlan:
     )
     plan = build_plan(mappings, snapshot, plan_settings, today=today)
 
-    current = read_current_access(settings.cf, [org.name for org in plan.orgs])
+    try:
+        current = read_current_access(settings.cf, [org.name for org in plan.orgs])
+    except CfApiError as exc:
+        raise GuardTripped(
+            f"could not read the current roles from Cloud Foundry at {settings.cf.api_url} "
+            f"(needed for the safety checks; nothing was changed): {exc}"
+        ) from None
     problems = missing_scopes(plan, current, mappings)
     problems += check_groups(mappings, snapshot, current, plan_settings, settings.guards)
     if not problems:

@@ -21,7 +21,6 @@ from components.model import DeprovisionPolicy
 
 PROJECT = "cf-access"
 USERNAME_ATTRIBUTES = ("username", "email")
-IDENTITY_SOURCES = ("directory",)
 
 
 class SettingsError(ValueError):
@@ -183,7 +182,7 @@ def load_settings(
         cf=load_cf_connection(config),
         guards=load_guard_settings(config, override_mass_removal=override_mass_removal),
         mappings_dir=project_root / _string(config, "mappingsDir", "mappings"),
-        identity_source=_choice(config, "identitySource", IDENTITY_SOURCES, "directory"),
+        identity_source=_string(config, "identitySource", "directory"),
         directory_file=project_root / _string(config, "directoryFile", "directory/example.yaml"),
         directory_origin=_string(config, "directoryOrigin", "uaa"),
         username_attribute=_choice(config, "usernameAttribute", USERNAME_ATTRIBUTES, "username"),

@@ -21,7 +21,8 @@ class Counters:
         key = f"{method} {template}"
         self.requests[key] = self.requests.get(key, 0) + 1
         self.total += 1
-        if method not in _READ_METHODS:
+        # A token request changes nothing in the foundation: not a write.
+        if method not in _READ_METHODS and not template.endswith("/oauth/token"):
             self.writes += 1
 
     def reset(self) -> None:

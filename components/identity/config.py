@@ -227,10 +227,11 @@ def parse_identity_sources(raw: object, project_root: Path) -> dict[str, Identit
     key is not set: then ``{}``, and the caller falls back to its default source). Raises
     ``IdentityConfigError`` (a ``SettingsError``) listing every problem, each naming the key.
     """
-    if raw is None:
+    if raw is None or raw == {}:
+        # Not set (Pulumi.yaml's default is {}): the caller's directory source applies.
         return {}
-    if not isinstance(raw, Mapping) or not raw:
-        raise IdentityConfigError([f"{CONFIG_KEY}: must be a non-empty mapping of source name to settings"])
+    if not isinstance(raw, Mapping):
+        raise IdentityConfigError([f"{CONFIG_KEY}: must be a mapping of source name to settings"])
     problems: list[str] = []
     configs: dict[str, _Model] = {}
     for name, settings in raw.items():

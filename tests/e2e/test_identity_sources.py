@@ -4,10 +4,9 @@ The real pulumi CLI runs the real program (``__main__.py``) against the local CF
 the IdP played by the emulators in ``sandbox/idp`` (TLS on 127.0.0.1, CA via ``caBundle``).
 Roles are read back through the Cloud Controller API, never from Pulumi state.
 
-NOTE: these tests need the program to read ``cf-access:identitySources`` through
-``components.identity.config.parse_identity_sources`` and to accept the default source named by
-``cf-access:identitySource`` (see docs/identity-sources.md, "Wiring"). Until ``__main__.py``
-does that, they are skipped with a message saying so.
+The program reads ``cf-access:identitySources`` through
+``components.identity.config.parse_identity_sources``; ``cf-access:identitySource`` names the
+default source.
 """
 
 from __future__ import annotations
@@ -34,17 +33,7 @@ from sandbox.idp.common import EmulatorBase
 from sandbox.server import SandboxServer
 from tests.pulumi_harness import REPO, PulumiStack, new_stack
 
-WIRED = "parse_identity_sources" in (REPO / "__main__.py").read_text(encoding="utf-8") or (
-    "parse_identity_sources" in (REPO / "components" / "settings.py").read_text(encoding="utf-8")
-)
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not WIRED,
-        reason="waiting for the lead to wire components.identity.config.parse_identity_sources into "
-        "__main__.py/settings (cf-access:identitySources); see docs/identity-sources.md#wiring",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 ORIGIN = "corp-sso"
 CF_SECRET = "sandbox-secret"

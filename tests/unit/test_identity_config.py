@@ -217,11 +217,14 @@ def test_missing_files_are_reported(tmp_path: Path) -> None:
     assert f"cf-access:identitySources.d.file: file not found: {tmp_path / 'missing.yaml'}" in got
 
 
-@pytest.mark.parametrize("raw", [{}, [], "okta"])
-def test_must_be_a_non_empty_mapping(raw: object) -> None:
-    assert problems(raw) == [
-        "cf-access:identitySources: must be a non-empty mapping of source name to settings"
-    ]
+@pytest.mark.parametrize("raw", [[], "okta"])
+def test_must_be_a_mapping(raw: object) -> None:
+    assert problems(raw) == ["cf-access:identitySources: must be a mapping of source name to settings"]
+
+
+def test_empty_mapping_means_not_configured() -> None:
+    # Pulumi.yaml's default for identitySources is {}: the directory* keys apply.
+    assert parse_identity_sources({}, Path("/proj")) == {}
 
 
 def test_reprs_hide_secrets() -> None:
