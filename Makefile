@@ -26,6 +26,7 @@ lint: venv
 	venv/bin/ruff check .
 	venv/bin/ruff format --check components sandbox tests bench __main__.py
 	venv/bin/mypy components sandbox __main__.py tests bench
+	scripts/actionlint.sh
 
 test: setup
 	@scripts/test.sh

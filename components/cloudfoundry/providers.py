@@ -31,6 +31,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.audit import AuditAction, AuditTrail, audit_trail_from_config
 from components.cloudfoundry.session import Session, session_from_config
 from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
 
@@ -43,11 +44,25 @@ FOUND_IN_CF = "found in CF, not granted by any mapping"
 class _SessionProvider(ResourceProvider):
     serialize_as_secret_always = False
 
-    def __init__(self) -> None:
+    def __init__(self, stack: str | None = None) -> None:
         self._session: Session | None = None
+        # The stack name travels with the pickled provider: the engine does not tell
+        # dynamic providers which stack they serve (for the audit trail).
+        self._stack = stack
+        self._audit: AuditTrail | None = None
 
     def configure(self, req: ConfigureRequest) -> None:
         self._session = session_from_config(req.config)
+        self._audit = audit_trail_from_config(req.config, stack=self._stack)
+        if self._audit is not None:
+            self._audit.check()  # a bad auditLog path fails before any CF write
+
+    def audit(
+        self, action: AuditAction, user: str, scope: str | None, role: str | None, reason: str, operation: str
+    ) -> None:
+        """Called after each write CF accepted (components/audit.py)."""
+        if self._audit is not None:
+            self._audit.record(action, user, scope, role, reason, operation=operation)
 
     @property
     def session(self) -> Session:
@@ -60,10 +75,12 @@ class _SessionProvider(ResourceProvider):
     # Pickle by reference and without the session (it holds a client and the
     # decrypted secret); configure() rebuilds it in the provider process.
     def __getstate__(self) -> dict[str, Any]:
-        return {}
+        return {"stack": self._stack}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._session = None
+        self._audit = None
+        self._stack = state.get("stack")
 
 
 # ---------------------------------------------------------------------------
@@ -90,7 +107,10 @@ class UserProvider(_SessionProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         key = UserRef(origin=props["origin"], username=props["username"]).key
+        existed = self.session.find_user(key) is not None
         user = self.session.ensure_user(key)
+        if not existed:
+            self.audit("create-user", key, None, None, "a mapping grants this user a role", "create")
         return CreateResult(id_=user.guid, outs={"origin": props["origin"], "username": props["username"]})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -116,6 +136,7 @@ class UserProvider(_SessionProvider):
         session.forget_user(id_)
         if uaa_user is not None:
             session.client.delete_uaa_user(uaa_user.id)
+        self.audit("delete-user", key, None, None, "no mapping grants this user anything", "delete")
 
 
 # ---------------------------------------------------------------------------
@@ -180,8 +201,12 @@ class MembershipProvider(_SessionProvider):
             "members": dict(sorted(members.items())),
         }
 
-    def _converge(self, props: dict[str, Any], previously_managed: set[str]) -> None:
+    def _converge(self, props: dict[str, Any], old_members: dict[str, str], operation: str) -> None:
         session = self.session
+        previously_managed = set(old_members)
+        label = membership_id(props)
+        scope_label = props["org"] if not props.get("space") else f"{props['org']}/{props['space']}"
+        granted = _members(props)
         role_type: str = props["role"]
         scope_guid, org_guid = self._scope(props)
         desired = {k for k in _members(props) if not session.is_protected(k)}
@@ -204,6 +229,7 @@ class MembershipProvider(_SessionProvider):
             else:
                 role = session.client.create_role(role_type, user.guid, org_guid=scope_guid)
             session.record_created(role)
+            self.audit("add", key, scope_label, role_type, granted.get(key, ""), operation)
 
         def remove(key: str) -> None:
             user_guid = live[key]
@@ -212,12 +238,22 @@ class MembershipProvider(_SessionProvider):
                 for space_guid, space_role, guid in session.space_roles_in_org(user_guid, org_guid):
                     session.client.delete_role(guid)
                     session.record_deleted(space_guid, space_role, user_guid)
+                    self.audit(
+                        "remove",
+                        key,
+                        session.space_label(space_guid),
+                        space_role,
+                        f"no longer granted: goes before {scope_label} organization_user (CC requires it)",
+                        operation,
+                    )
             role_guid = session.role_guid(scope_guid, role_type, user_guid)
             if role_guid is not None:
                 session.client.delete_role(role_guid)
+                was = old_members.get(key)
+                reason = f"no longer granted (was: {was})" if was and was != FOUND_IN_CF else FOUND_IN_CF
+                self.audit("remove", key, scope_label, role_type, reason, operation)
             session.record_deleted(scope_guid, role_type, user_guid)
 
-        label = membership_id(props)
         if to_add or to_remove:
             log.info("%s: adding %d, removing %d", label, len(to_add), len(to_remove))
         session.client.map_concurrently(add, to_add)
@@ -226,11 +262,11 @@ class MembershipProvider(_SessionProvider):
     # -- CRUD ----------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
         # Nothing was managed before: in additive scopes we only add.
-        self._converge(props, previously_managed=set())
+        self._converge(props, old_members={}, operation="create")
         return CreateResult(id_=membership_id(props), outs=self._outs(props, _members(props)))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        self._converge(news, previously_managed=set(_members(olds)))
+        self._converge(news, old_members=_members(olds), operation="update")
         return UpdateResult(outs=self._outs(news, _members(news)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -254,4 +290,4 @@ class MembershipProvider(_SessionProvider):
         except LookupError:
             return  # the org or space itself is gone, and its roles with it
         emptied = {**props, "members": {}, "ownership": "additive"}
-        self._converge(emptied, previously_managed=set(_members(props)))
+        self._converge(emptied, old_members=_members(props), operation="delete")

@@ -111,6 +111,16 @@ class Session:
             )
         return space
 
+    def space_label(self, space_guid: str) -> str:
+        """``org/space`` for a space guid (the guid itself if unknown)."""
+        with self._lock:
+            self._load_scopes()
+            assert self._spaces is not None
+            for (org_name, space_name), space in self._spaces.items():
+                if space.guid == space_guid:
+                    return f"{org_name}/{space_name}"
+        return space_guid
+
     def spaces_of_org(self, org_guid: str) -> set[str]:
         with self._lock:
             self._load_scopes()

@@ -100,7 +100,7 @@ CASES: list[Case] = [
     Case(
         "duplicate org across files",
         mapping(GOOD_PLATFORM, file="platform-copy.yaml"),
-        ("platform-copy.yaml:1:",),
+        (f"{P}:", "org 'platform' is already defined in mappings/platform-copy.yaml:1"),
     ),
     Case(
         "duplicate space",
@@ -178,7 +178,10 @@ CASES: list[Case] = [
         "config: bad deprovision policy", config(deprovisionPolicy="nuke"), ("cf-access:deprovisionPolicy",)
     ),
     Case(
-        "config: bad concurrency", config(concurrency="lots"), ("cf-access:concurrency must be an integer",)
+        # Pulumi validates the typed schema in Pulumi.yaml before the program runs.
+        "config: bad concurrency",
+        config(concurrency="lots"),
+        ("'concurrency' must be of type 'integer'",),
     ),
     Case(
         "config: bad api url",

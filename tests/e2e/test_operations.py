@@ -172,13 +172,6 @@ def test_doctor_and_why_on_an_adopted_stack(adopted: Adopted) -> None:
     assert SECRET not in why.stdout + why.stderr
 
 
-def _audit_wired() -> bool:
-    from components.cloudfoundry import providers
-
-    return hasattr(providers.MembershipProvider, "audit")
-
-
-@pytest.mark.skipif(not _audit_wired(), reason="audit trail not wired into the providers yet")
 def test_audit_trail_records_every_applied_change(tmp_path: Path) -> None:
     from components.audit import read_events
     from tests.e2e.foundation import foundation
