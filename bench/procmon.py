@@ -37,6 +37,8 @@ class TreeSampler:
         self.samples = 0
         self._stop = threading.Event()
         self._buckets: dict[int, str] = {}
+        # pid -> CPU seconds (user + system) last seen; summed per bucket at the end
+        self._cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._run, daemon=True, name="rss-sampler")
 
     def __enter__(self) -> TreeSampler:
@@ -61,6 +63,8 @@ class TreeSampler:
         for proc in procs:
             try:
                 rss = proc.memory_info().rss
+                times = proc.cpu_times()
+                self._cpu[proc.pid] = times.user + times.system
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             kind = self._buckets.get(proc.pid)
@@ -73,11 +77,21 @@ class TreeSampler:
             self.peak[kind] = max(self.peak.get(kind, 0), value)
         self.peak["total"] = max(self.peak["total"], sum(sums.values()))
 
+    def cpu_seconds(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, seconds in self._cpu.items():
+            kind = self._buckets.get(pid, "other")
+            out[kind] = round(out.get(kind, 0.0) + seconds, 1)
+        out["total"] = round(sum(self._cpu.values()), 1)
+        return out
 
-def run_sampled(popen_args: dict[str, object], timeout: float) -> tuple[int, float, dict[str, int], str]:
+
+def run_sampled(
+    popen_args: dict[str, object], timeout: float
+) -> tuple[int, float, dict[str, int], dict[str, float], str]:
     """Start a process, sample its tree until it exits (or kill its group at ``timeout``).
 
-    Returns (exit code, wall seconds, peaks in bytes, captured output)."""
+    Returns (exit code, wall seconds, RSS peaks in bytes, CPU seconds by bucket, output)."""
     import subprocess
     import tempfile
 
@@ -98,4 +112,4 @@ def run_sampled(popen_args: dict[str, object], timeout: float) -> tuple[int, flo
                 code = -9
         wall = time.monotonic() - started
         out.seek(0)
-        return code, wall, dict(sampler.peak), out.read()
+        return code, wall, dict(sampler.peak), sampler.cpu_seconds(), out.read()

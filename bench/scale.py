@@ -192,6 +192,7 @@ class Run:
     exit_code: int
     wall_s: float
     rss_mb: dict[str, float]
+    cpu_s: dict[str, float]
     state_bytes: int
     calls: dict[str, int]
     calls_total: int
@@ -241,7 +242,7 @@ def run_phase(
     minimum = minimum_calls(counts, before, after, new_users, reads=phase == "refresh")
     sandbox.control.reset_counters()
     cmd = pulumi_args(stack, phase, extra)
-    code, wall, peaks, output = run_sampled(
+    code, wall, peaks, cpu, output = run_sampled(
         {"args": cmd, "cwd": REPO, "env": env, "stdin": subprocess.DEVNULL}, timeout
     )
     counters = sandbox.control.counters()
@@ -256,6 +257,7 @@ def run_phase(
         exit_code=code,
         wall_s=round(wall, 2),
         rss_mb={k: round(v / 2**20, 1) for k, v in peaks.items()},
+        cpu_s=cpu,
         state_bytes=sf.stat().st_size if sf.exists() else 0,
         calls=calls,
         calls_total=sum(calls.values()),
@@ -289,7 +291,7 @@ def fmt_table(size: str, label: str, runs: list[Run]) -> str:
     head = (
         f"{'size':<4} {'run':<8} {'wall s':>8} {'ms/bind':>8} {'bind':>6} {'chg':>6} "
         f"{'calls':>7} {'min':>6} {'x min':>6} {'calls/chg':>9} {'RSS MB cli/prog/prov/tot':>26} "
-        f"{'state MB':>8} {'ok':>3}"
+        f"{'CPU s cli/prog/prov':>20} {'state MB':>8} {'ok':>3}"
     )
     lines = [f"# {size} {label}".rstrip(), head]
     for r in runs:
@@ -300,11 +302,12 @@ def fmt_table(size: str, label: str, runs: list[Run]) -> str:
 
         per_chg = f"{r.calls_total / r.changed_bindings:.2f}" if r.changed_bindings else "-"
         rss = "/".join(f"{r.rss_mb.get(k, 0):.0f}" for k in ("pulumi", "program", "provider", "total"))
+        cpu = "/".join(f"{r.cpu_s.get(k, 0):.0f}" for k in ("pulumi", "program", "provider"))
         ok = "yes" if r.exit_code == 0 and r.converged else f"NO({r.exit_code})"
         lines.append(
             f"{size:<4} {r.phase:<8} {r.wall_s:>8.1f} {r.ms_per_binding:>8.2f} {r.bindings:>6} "
             f"{r.changed_bindings:>6} {r.calls_total:>7} {r.minimum['total']:>6} {ratio:>6} {per_chg:>9} "
-            f"{rss:>26} {r.state_bytes / 2**20:>8.1f} {ok:>3}"
+            f"{rss:>26} {cpu:>20} {r.state_bytes / 2**20:>8.1f} {ok:>3}"
         )
     return "\n".join(lines)
 

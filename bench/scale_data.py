@@ -73,9 +73,9 @@ class Foundation:
 
     def new_person(self) -> str:
         name = person(self.next_person)
-        self.users.append(
-            {"username": name, "email": name, "status": "ACTIVE", "id": f"00u{self.next_person:06d}"}
-        )
+        # username + status only, in flow style: the directory source refuses files over 1 MB
+        # (components/yamlsource.py), and 10,000 people with email/id come to 1.3 MB.
+        self.users.append({"username": name, "status": "ACTIVE"})
         self.next_person += 1
         return name
 
@@ -123,7 +123,10 @@ class Foundation:
     # -- files -----------------------------------------------------------------------------------
     def write(self, directory_file: Path, mappings_dir: Path) -> None:
         mappings_dir.mkdir(parents=True, exist_ok=True)
-        directory_file.write_text(yaml.safe_dump(self.directory(), sort_keys=False), encoding="utf-8")
+        directory_file.write_text(
+            yaml.safe_dump(self.directory(), sort_keys=False, default_flow_style=None, width=10**6),
+            encoding="utf-8",
+        )
         for o in range(self.size.orgs):
             path = mappings_dir / f"{org_name(o)}.yaml"
             path.write_text(yaml.safe_dump(self.mapping(o), sort_keys=False), encoding="utf-8")
