@@ -112,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        while sandbox.control.counters()["requests"].get("POST /v3/roles", 0) < target and proc.poll() is None:
+
+        def role_creates() -> int:
+            return int(sandbox.control.counters()["requests"].get("POST /v3/roles", 0))
+
+        while role_creates() < target and proc.poll() is None:
             time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
