@@ -64,7 +64,7 @@ class PulumiStack:
     config_file: Path
     history: list[Result] = field(default_factory=list)
 
-    def run(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
+    def run(self, *args: str, check: bool = True, timeout: float = 900, input: str | None = None) -> Result:
         cmd = ["pulumi", *args, "--stack", self.stack, "--non-interactive", "--color", "never"]
         if args and args[0] in ("preview", "up", "refresh", "destroy", "config"):
             cmd += ["--config-file", str(self.config_file)]
@@ -73,7 +73,8 @@ class PulumiStack:
             cmd,
             cwd=self.project_dir,
             env=self.env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if input is None else None,
+            input=input,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -86,11 +87,15 @@ class PulumiStack:
             raise PulumiCommandFailed(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}")
         return result
 
-    def config_set(self, key: str, value: str, *, secret: bool = False) -> None:
-        args = ["config", "set", key, value]
+    def config_set(self, key: str, value: str, *, secret: bool = False, path: bool = False) -> None:
+        """Values are passed on stdin, so they never show in a process list and
+        may start with '-' (PEM keys)."""
+        args = ["config", "set", key]
         if secret:
             args.append("--secret")
-        self.run(*args)
+        if path:
+            args.append("--path")
+        self.run(*args, input=value)
 
     def config_set_list(self, key: str, values: list[str]) -> None:
         # `config set --path key[0]` builds a YAML list the program reads as JSON.
