@@ -24,7 +24,6 @@ from yaml.nodes import Node
 
 from components.identity.base import IdentityReadError, Person, normalise_username
 from components.yamlsource import (
-    DEFAULT_MAX_FILE_BYTES,
     NodeReader,
     Problem,
     did_you_mean,
@@ -40,6 +39,11 @@ UsernameAttribute = Literal["username", "email"]
 USER_KEYS = ("username", "email", "status", "display_name", "id")
 TOP_KEYS = ("users", "groups")
 
+
+
+# A directory file is a whole IdP export (10,000 people take about 1 MB), unlike a
+# mapping file (one org, capped at 1 MB): allow 64 MB before refusing to parse it.
+DIRECTORY_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 class DirectoryError(IdentityReadError):
     """The directory file is invalid; ``problems`` names file:line for each."""
@@ -67,7 +71,7 @@ class DirectorySource:
         name: str = "directory",
         origin: str = "uaa",
         username_attribute: UsernameAttribute = "username",
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_file_bytes: int = DIRECTORY_MAX_FILE_BYTES,
     ) -> None:
         if username_attribute not in ("username", "email"):
             raise ValueError(f"username_attribute must be 'username' or 'email', not {username_attribute!r}")
@@ -111,7 +115,7 @@ def parse_directory(
     source: str = "directory",
     origin: str = "uaa",
     username_attribute: UsernameAttribute = "username",
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_file_bytes: int = DIRECTORY_MAX_FILE_BYTES,
 ) -> Directory:
     """Validate directory content (pure); raises DirectoryError listing every problem."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
