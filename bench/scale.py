@@ -278,6 +278,9 @@ def configure(stack: PulumiStack, url: str, files: tuple[Path, Path], concurrenc
     stack.config_set("mappingsDir", str(mappings_dir))
     stack.config_set("directoryFile", str(directory_file))
     stack.config_set("directoryOrigin", ORIGIN)
+    # The mass-removal brake's default (100 removals per run) refuses a routine 1 % churn at L
+    # (~390 role removals); the benchmark raises it like an operator of a 10k-person foundation would.
+    stack.config_set("brakeMaxRemovals", "5000")
     if concurrency is not None:
         stack.config_set("concurrency", str(concurrency))
 
