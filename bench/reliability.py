@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="M")
     parser.add_argument("--kill-at", type=float, default=0.33, help="share of role creates before kill -9")
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument(
+        "--skip-checkpoints",
+        action="store_true",
+        help="PULUMI_SKIP_CHECKPOINTS=true (then a killed run leaves no state: recovery adopts everything)",
+    )
     args = parser.parse_args(argv)
 
     size = SIZES[args.size]
@@ -97,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.control.seed(foundation.seed())
         stack = new_stack(REPO, work, prefix=f"rel{size.name.lower()}")
         configure(stack, sandbox.url, files, None)
+        if args.skip_checkpoints:
+            stack.env["PULUMI_SKIP_CHECKPOINTS"] = "true"
         sandbox.control.set_faults(**FAULTS, seed=11)
 
         # Run 1: killed with SIGKILL part-way.
