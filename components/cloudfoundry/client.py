@@ -941,10 +941,18 @@ class CloudFoundryClient:
         if resp.status_code not in (200, 204):
             raise self._uaa_error(resp, "DELETE", path)
 
-    def ensure_user(self, username: str, origin: str) -> CfUser:
-        """UAA find-or-create (shadow user), then CC get-or-create by the UAA id."""
-        uaa = self.find_uaa_user(username, origin) or self.create_uaa_user(username, origin)
-        user = self.get_user(uaa.id) or self.create_user(uaa.id)
+    def ensure_user(self, username: str, origin: str, *, probably_missing: bool = False) -> CfUser:
+        """UAA find-or-create (shadow user), then CC get-or-create by the UAA id.
+
+        ``probably_missing``: the caller's bulk user list did not have this user, so
+        create straight away (2 calls instead of 4); both creates adopt an existing
+        user (UAA 409, CC 422), so this stays correct when the list was stale."""
+        if probably_missing:
+            uaa = self.create_uaa_user(username, origin)
+            user = self.create_user(uaa.id)
+        else:
+            uaa = self.find_uaa_user(username, origin) or self.create_uaa_user(username, origin)
+            user = self.get_user(uaa.id) or self.create_user(uaa.id)
         if user.username is None or user.origin is None:
             user = CfUser(guid=user.guid, username=uaa.username, origin=uaa.origin)
         return user

@@ -161,7 +161,8 @@ class Session:
         if existing is not None:
             return existing
         ref = UserRef.parse(key)
-        user = self.client.ensure_user(ref.username, ref.origin)
+        # Not in the bulk user list: create directly (both creates adopt existing users).
+        user = self.client.ensure_user(ref.username, ref.origin, probably_missing=True)
         with self._lock:
             self._load_users()
             self._remember_user(user)

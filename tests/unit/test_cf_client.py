@@ -1001,6 +1001,21 @@ def test_ensure_user(fake: FakeCF, client: CloudFoundryClient) -> None:
     assert fake.calls("POST", "/v3/users") == 1
 
 
+def test_ensure_user_probably_missing_creates_directly_and_adopts(
+    fake: FakeCF, client: CloudFoundryClient
+) -> None:
+    client.reset_counts()
+    user = client.ensure_user("erin@corp.com", "okta", probably_missing=True)
+    assert user.username == "erin@corp.com" and user.origin == "okta"
+    counts = client.request_counts()
+    assert (counts["POST uaa:/Users"], counts["POST /v3/users"]) == (1, 1)
+    assert not any(key.startswith(("GET uaa:/Users", "GET /v3/users")) for key in counts), counts
+    # A stale bulk list: the user exists in UAA and CC; both creates adopt it.
+    again = client.ensure_user("erin@corp.com", "okta", probably_missing=True)
+    assert again.guid == user.guid
+    assert list(fake.users).count(user.guid) == 1 and fake.calls("POST", "/v3/users") == 2
+
+
 # =============================================================================== concurrency
 
 
