@@ -111,6 +111,18 @@ def main() -> None:
         pulumi.log.info(f"protected users left alone: {', '.join(plan.excluded_protected)}")
     declare(plan)
     pulumi.export("summary", plan.summary())
+    # Per org: members per role (org roles) and per "space/role" — for dashboards.
+    pulumi.export(
+        "orgs",
+        {
+            org.name: {
+                "ownership": org.ownership,
+                **{m.role: len(m.members) for m in org.org_memberships},
+                **{f"{s.name}/{m.role}": len(m.members) for s in org.spaces for m in s.memberships},
+            }
+            for org in plan.orgs
+        },
+    )
 
 
 main()

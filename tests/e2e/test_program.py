@@ -243,3 +243,14 @@ def test_bad_mapping_fails_preview_with_location_and_no_writes(env: Foundation) 
     assert not up.ok
     assert env.control.counters()["writes"] == 0
     assert env.roles() == []
+
+
+def test_stack_outputs_count_members_per_org(env: Foundation) -> None:
+    env.stack.up()
+    outputs = env.stack.outputs()
+    assert outputs["summary"]["assignments"] == len(env.roles())
+    payments = outputs["orgs"]["payments"]
+    assert payments["ownership"] == "authoritative"
+    assert payments["organization_manager"] == 1
+    assert payments["dev/space_developer"] == 3
+    assert payments["organization_user"] == 3
