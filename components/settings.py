@@ -108,26 +108,6 @@ def _choice(config: ConfigReader, name: str, choices: tuple[str, ...], default: 
     return value
 
 
-def _regex_list(config: ConfigReader, name: str) -> tuple[str, ...]:
-    raw = config.get(name)
-    if raw is None or raw == "":
-        return ()
-    try:
-        values = json.loads(raw)
-    except json.JSONDecodeError:
-        raise SettingsError(f"stack config {_key(name)} must be a list of strings (YAML list)") from None
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise SettingsError(f"stack config {_key(name)} must be a list of strings (YAML list)")
-    for index, pattern in enumerate(values):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise SettingsError(
-                f"stack config {_key(name)}[{index}] is not a valid regular expression ({exc}): {pattern!r}"
-            ) from None
-    return tuple(values)
-
-
 def _string_list(config: ConfigReader, name: str) -> tuple[str, ...]:
     raw = config.get(name)
     if raw is None or raw == "":
@@ -139,6 +119,18 @@ def _string_list(config: ConfigReader, name: str) -> tuple[str, ...]:
     if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
         raise SettingsError(f"stack config {_key(name)} must be a list of non-empty strings (YAML list)")
     return tuple(values)
+
+
+def _regex_list(config: ConfigReader, name: str) -> tuple[str, ...]:
+    values = _string_list(config, name)
+    for index, pattern in enumerate(values):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SettingsError(
+                f"stack config {_key(name)}[{index}] is not a valid regular expression ({exc}): {pattern!r}"
+            ) from None
+    return values
 
 
 def load_guard_settings(config: ConfigReader, *, override_mass_removal: bool = False) -> GuardSettings:
