@@ -73,8 +73,8 @@ class Foundation:
 
     def new_person(self) -> str:
         name = person(self.next_person)
-        # username + status only, in flow style: the directory source refuses files over 1 MB
-        # (components/yamlsource.py), and 10,000 people with email/id come to 1.3 MB.
+        # username + status only, in flow style: small files (10,000 people with email/id came to
+        # 1.3 MB, over the directory source's former 1 MB cap).
         self.users.append({"username": name, "status": "ACTIVE"})
         self.next_person += 1
         return name
