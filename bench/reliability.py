@@ -20,8 +20,6 @@ import argparse
 import collections
 import datetime as dt
 import json
-import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -31,7 +29,7 @@ from typing import Any
 from bench.scale import Sandbox, configure, expected
 from bench.scale_data import SIZES, Foundation
 from sandbox.control import SandboxControl
-from tests.pulumi_harness import REPO, PulumiStack, new_stack
+from tests.pulumi_harness import REPO, PulumiStack, kill_session, new_stack
 
 FAULTS = {
     "error_rate": 0.10,
@@ -125,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
         while role_creates() < target and proc.poll() is None:
             time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_session(proc.pid)  # the CLI and every plugin it started
         proc.wait()
         row = {"run": "1: up, kill -9", "seconds": round(time.monotonic() - started, 1), "exit": "SIGKILL"}
         row |= compare(sandbox.control, want) | {"faults": sandbox.control.counters().get("faults", {})}

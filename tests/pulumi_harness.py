@@ -7,6 +7,7 @@ files or each other's state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -149,3 +150,25 @@ def new_stack(project_dir: Path, work_dir: Path, prefix: str = "e2e") -> PulumiS
     )
     shutil.move(project_dir / f"Pulumi.{name}.yaml", stack.config_file)
     return stack
+
+
+def kill_session(leader_pid: int) -> int:
+    """SIGKILL every process of the session ``leader_pid`` leads (a CLI started with
+    ``start_new_session=True``): the CLI and the plugins it started in their own
+    process groups, like a lost CI runner. Returns how many were killed."""
+    import signal
+
+    import psutil
+
+    victims = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(proc.pid) == leader_pid:
+                victims.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    for proc in victims:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(victims, timeout=10)
+    return len(victims)

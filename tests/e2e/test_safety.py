@@ -3,9 +3,7 @@ interrupted runs, concurrent runs. Every check on CF goes through its API."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ import yaml
 
 from tests.e2e.bad_inputs import CASES
 from tests.e2e.foundation import Foundation, foundation
-from tests.pulumi_harness import REPO
+from tests.pulumi_harness import REPO, kill_session
 
 pytestmark = pytest.mark.e2e
 
@@ -172,7 +170,8 @@ def test_killed_up_is_recovered_by_the_documented_procedure(env: Foundation) -> 
     env.control.set_faults(latency_ms=60)
     running = _start_up(env)
     _wait_for_writes(env, 15)
-    os.killpg(running.pid, signal.SIGKILL)  # kill -9 the CLI, the language host and the providers
+    # kill -9 the CLI, the language host, the program and the provider process
+    assert kill_session(running.pid) >= 3
     running.communicate(timeout=30)
     env.control.clear_faults()
     partial = env.roles()
