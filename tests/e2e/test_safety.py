@@ -166,6 +166,16 @@ def _wait_for_writes(env: Foundation, at_least: int, timeout: float = 60) -> Non
         time.sleep(0.1)
 
 
+def restore_checkpoint_backup(env: Foundation) -> None:
+    """README "Interrupted run", step 0: a truncated file-backend checkpoint is
+    replaced by the backup the CLI keeps beside it (`<stack>.json.bak`)."""
+    backend = Path(env.stack.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    checkpoint = backend / ".pulumi" / "stacks" / "cf-access" / f"{env.stack.stack}.json"
+    backup = checkpoint.with_name(checkpoint.name + ".bak")
+    assert backup.exists(), sorted(p.name for p in checkpoint.parent.iterdir())
+    shutil.copyfile(backup, checkpoint)
+
+
 def test_killed_up_is_recovered_by_the_documented_procedure(env: Foundation) -> None:
     env.control.set_faults(latency_ms=60)
     running = _start_up(env)
@@ -178,7 +188,12 @@ def test_killed_up_is_recovered_by_the_documented_procedure(env: Foundation) -> 
     assert len(partial) < len(env.expected())
 
     locked = env.stack.up(check=False)
-    assert not locked.ok and "the stack is currently locked" in locked.output
+    if "failed to load checkpoint" in locked.output:
+        # The kill landed while the file backend was rewriting the checkpoint
+        # (seen once in CI): documented step 0, restore the previous checkpoint.
+        restore_checkpoint_backup(env)
+        locked = env.stack.up(check=False)
+    assert not locked.ok and "the stack is currently locked" in locked.output, locked.output
 
     # README "Operations → Interrupted run": cancel, refresh (clearing pending creates), up.
     env.stack.run("cancel", "--yes")
