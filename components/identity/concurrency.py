@@ -8,6 +8,9 @@
 * ``read_groups_concurrently``: every group read at once with a bound; the first failure
   cancels the rest and is raised (fail closed, never a partial answer).
 * ``Progress``: periodic progress messages on the ``cf_access.identity`` logger.
+* ``SdkSource``: what the Okta and Entra sources share around their SDK calls (settings, the
+  synchronous entry point, scrubbed errors, the fan-out over groups, exact-name matching);
+  ``MemberTally``: the fail-closed checks on one group's member pages.
 """
 
 from __future__ import annotations
@@ -15,16 +18,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
-from components.identity.base import IdentityReadError
+from components.identity.base import IdentityReadError, Person, normalise_username
 
 T = TypeVar("T")
 logger = logging.getLogger("cf_access.identity")
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -206,3 +214,193 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
             if len(line.strip()) >= 16:
                 text = text.replace(line.strip(), "***")
     return text
+
+
+def first_line(text: str, limit: int = 300) -> str:
+    """The first line of ``text``, cut to ``limit`` characters (for SDK error messages)."""
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+ErrorFactory = Callable[[str | None, str], IdentityReadError]
+
+
+class MemberTally:
+    """One group's members as their pages arrive, failing closed on what would make the answer
+    wrong: a user seen twice, two users with one username, a paging link seen before, or a total
+    that differs from the one the IdP reported."""
+
+    def __init__(self, group: str, error: ErrorFactory, progress: Progress) -> None:
+        self.group = group
+        self.pages = 0
+        self._error = error
+        self._progress = progress
+        self._people: dict[str, Person] = {}
+        self._by_username: dict[str, str] = {}
+        self._links: set[str] = set()
+
+    def next_page(self) -> int:
+        self.pages += 1
+        return self.pages
+
+    def add(self, uid: str, person: Person) -> None:
+        if uid in self._people:
+            raise self._error(self.group, f"user {uid} appeared twice while paging (page {self.pages})")
+        other = self._by_username.get(person.username)
+        if other is not None:
+            raise self._error(self.group, f"users {other} and {uid} both map to username {person.username!r}")
+        self._people[uid] = person
+        self._by_username[person.username] = uid
+
+    def page_done(self, link: str | None, kind: str) -> bool:
+        """Report the page; True when ``link`` (the next page's cursor, a ``kind``) is set and new."""
+        self._progress.page(self.group, len(self._people), self.pages)
+        if not link:
+            return False
+        if link in self._links:
+            raise self._error(self.group, f"paging loop: {kind} repeated at page {self.pages}")
+        self._links.add(link)
+        return True
+
+    def finish(self, expected: int | None, reported: str) -> tuple[Person, ...]:
+        """The members by username, once their number matches ``expected`` (``reported`` says
+        where that number came from), if the IdP gave one."""
+        if expected is not None and expected != len(self._people):
+            raise self._error(
+                self.group,
+                f"read {len(self._people)} members over {self.pages} page(s) but {reported} "
+                f"{expected}: the result looks truncated (if membership is changing right now, run again)",
+            )
+        self._progress.group_done(self.group, len(self._people), self.pages)
+        return tuple(sorted(self._people.values(), key=lambda p: p.username))
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+ClientT = TypeVar("ClientT")
+GroupT = TypeVar("GroupT", bound=_HasId)
+
+
+class SdkSource(ABC, Generic[ClientT, GroupT]):
+    """The part of an SDK-backed identity source that does not depend on the SDK.
+
+    A subclass opens its SDK client (``_connect``), finds one group by exact name
+    (``_find_group``) and reads its members (``_members``); this class runs those for every
+    group, concurrently and fail closed, and turns failures into scrubbed ``IdentityReadError``s.
+    """
+
+    idp = "IdP"  # how messages name the IdP ("Okta", "Entra")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        origin: str,
+        page_size: int,
+        max_concurrency: int,
+        retry: RetryPolicy | None,
+        sdk_max_retries: int,
+        request_timeout: float,
+        ca_file: Path | None,
+        progress_interval: float,
+    ) -> None:
+        self.name = name
+        self.origin = origin
+        self.page_size = page_size
+        self.max_concurrency = max_concurrency
+        self.retry = retry or RetryPolicy()
+        self.sdk_max_retries = sdk_max_retries
+        self.request_timeout = request_timeout
+        self.ca_file = ca_file
+        self.progress_interval = progress_interval
+
+    # -- IdentitySource --------------------------------------------------------------------------
+    def read_groups(self, names: Collection[str]) -> dict[str, tuple[Person, ...]]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        return run_sync(lambda: self._read_all(wanted))
+
+    # -- what a subclass provides ----------------------------------------------------------------
+    @abstractmethod
+    def _secrets(self) -> list[str]:
+        """Secret values that must never appear in an error message."""
+
+    @abstractmethod
+    def _connect(self) -> AbstractAsyncContextManager[ClientT]:
+        """The SDK client, open for the duration of one read."""
+
+    @abstractmethod
+    async def _find_group(self, client: ClientT, name: str) -> GroupT: ...
+
+    @abstractmethod
+    async def _members(self, client: ClientT, group: GroupT, progress: Progress) -> tuple[Person, ...]: ...
+
+    # -- shared ----------------------------------------------------------------------------------
+    def _error(self, group: str | None, message: str) -> IdentityReadError:
+        return IdentityReadError(self.name, group, scrub(message, self._secrets()))
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        """TLS verification: our CA bundle when one is configured, else the system's."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file is not None else True
+
+    async def _read_all(self, names: list[str]) -> dict[str, tuple[Person, ...]]:
+        progress = Progress(self.name, len(names), self.progress_interval)
+        progress.start(self.max_concurrency)
+        async with self._connect() as client:
+            # Find the first group before fanning out, so concurrent reads share the access token.
+            first = await self._find_group(client, names[0])
+
+            async def read_one(name: str) -> tuple[Person, ...]:
+                group = first if name == names[0] else await self._find_group(client, name)
+                return await self._members(client, group, progress)
+
+            result = await read_groups_concurrently(self.name, names, read_one, self.max_concurrency)
+        progress.finish()
+        return result
+
+    async def _retrying(self, group: str, what: str, once: Callable[[], Awaitable[T]]) -> T:
+        """``once`` (one SDK call, which raises ``TransientError`` for what is worth retrying)
+        with our retries; any other unexpected exception becomes a scrubbed ``IdentityReadError``."""
+
+        async def guarded() -> T:
+            try:
+                return await once()
+            except (IdentityReadError, TransientError):
+                raise
+            except Exception as exc:
+                raise self._error(
+                    group, f"{what} failed: {type(exc).__name__}: {first_line(str(exc))}"
+                ) from None
+
+        return await with_retries(guarded, policy=self.retry, source=self.name, group=group, what=what)
+
+    def _one_group(self, name: str, exact: Sequence[GroupT], near: Iterable[str], where: str) -> GroupT:
+        """The one group named exactly ``name``; ``near`` (names that differ, e.g. in case) make
+        the hint when there is none, ``where`` says where it was looked for."""
+        if not exact:
+            close = sorted(near)
+            hint = (
+                f" (did you mean {', '.join(repr(n) for n in close)}? names are case-sensitive)"
+                if close
+                else ""
+            )
+            raise self._error(name, f"group not found in {where}{hint}")
+        if len(exact) > 1:
+            ids = ", ".join(sorted(g.id for g in exact))
+            raise self._error(
+                name,
+                f"{len(exact)} {self.idp} groups are named exactly {name!r} (ids {ids}); "
+                "names must be unique",
+            )
+        return exact[0]
+
+    def _usernames(self, group: str, uid: str, raw: object, mail: object) -> tuple[str, str | None]:
+        """The normalised username (from ``raw``) and email, or an error naming the user."""
+        try:
+            return normalise_username(str(raw)), normalise_username(str(mail)) if mail else None
+        except ValueError as exc:
+            raise self._error(group, f"user {uid}: {exc}") from None

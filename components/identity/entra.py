@@ -22,12 +22,12 @@ also honour ``Retry-After`` once the SDK has given up.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import os
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -52,15 +52,16 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 from pydantic import SecretStr
 
-from components.identity.base import IdentityReadError, Person, normalise_username
+from components.identity.base import Person
 from components.identity.concurrency import (
+    RETRYABLE_STATUSES,
+    MemberTally,
     Progress,
     RetryPolicy,
+    SdkSource,
     TransientError,
-    read_groups_concurrently,
-    run_sync,
+    first_line,
     scrub,
-    with_retries,
 )
 
 EntraUsernameAttribute = Literal["userPrincipalName", "mail"]
@@ -68,7 +69,6 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 USER_SELECT = ["id", "userPrincipalName", "mail", "accountEnabled", "displayName", "userType"]
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 ERROR_MAPPING: dict[str, Any] = {"XXX": ODataError}
 
 
@@ -130,8 +130,10 @@ class _Group:
     name: str
 
 
-class EntraSource:
+class EntraSource(SdkSource[GraphServiceClient, _Group]):
     """Identity source backed by Microsoft Entra ID through Microsoft Graph (see module docstring)."""
+
+    idp = "Entra"
 
     def __init__(
         self,
@@ -161,8 +163,17 @@ class EntraSource:
         for what, url in (("authority_host", authority_host), ("graph_base_url", graph_base_url)):
             if not url.startswith("https://"):
                 raise ValueError(f"{what} must be an https:// URL, got {url!r}")
-        self.name = name
-        self.origin = origin
+        super().__init__(
+            name=name,
+            origin=origin,
+            page_size=page_size,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            sdk_max_retries=sdk_max_retries,
+            request_timeout=request_timeout,
+            ca_file=ca_file,
+            progress_interval=progress_interval,
+        )
         self.tenant_id = tenant_id
         self.client_id = client_id
         self.auth = auth
@@ -170,14 +181,7 @@ class EntraSource:
         self.authority_host = authority_host.rstrip("/")
         self.graph_base_url = graph_base_url.rstrip("/")
         self.graph_scope = graph_scope
-        self.page_size = page_size
-        self.max_concurrency = max_concurrency
-        self.retry = retry or RetryPolicy()
-        self.sdk_max_retries = sdk_max_retries
         self.sdk_retry_delay = sdk_retry_delay
-        self.request_timeout = request_timeout
-        self.ca_file = ca_file
-        self.progress_interval = progress_interval
 
     def __repr__(self) -> str:
         return (
@@ -185,13 +189,6 @@ class EntraSource:
             f"client_id={self.client_id!r}, auth={self.auth!r}, "
             f"username_attribute={self.username_attribute!r})"
         )
-
-    # -- IdentitySource --------------------------------------------------------------------------
-    def read_groups(self, names: Collection[str]) -> dict[str, tuple[Person, ...]]:
-        wanted = sorted(set(names))
-        if not wanted:
-            return {}
-        return run_sync(lambda: self._read_all(wanted))
 
     # -- internals -------------------------------------------------------------------------------
     def _secrets(self) -> list[str]:
@@ -204,9 +201,6 @@ class EntraSource:
             return [self.auth.read_token()]
         except (OSError, ValueError):
             return []
-
-    def _error(self, group: str | None, message: str) -> IdentityReadError:
-        return IdentityReadError(self.name, group, scrub(message, self._secrets()))
 
     def _credential(self) -> Any:
         common: dict[str, Any] = {"authority": self.authority_host}
@@ -224,18 +218,14 @@ class EntraSource:
             )
         return ClientAssertionCredential(self.tenant_id, self.client_id, auth.read_token, **common)
 
-    async def _read_all(self, names: list[str]) -> dict[str, tuple[Person, ...]]:
-        progress = Progress(self.name, len(names), self.progress_interval)
-        progress.start(self.max_concurrency)
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[GraphServiceClient]:
         try:
             credential = self._credential()
         except Exception as exc:
             raise self._error(None, f"invalid Entra credential: {type(exc).__name__}: {exc}") from None
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file is not None else True
-        )
         http = httpx.AsyncClient(
-            verify=verify,
+            verify=self._tls(),
             timeout=httpx.Timeout(self.request_timeout, connect=min(30.0, self.request_timeout)),
             limits=httpx.Limits(max_connections=max(10, self.max_concurrency * 2)),
         )
@@ -249,20 +239,10 @@ class EntraSource:
             )
             adapter = GraphRequestAdapter(auth_provider, client=wrapped)
             adapter.base_url = self.graph_base_url
-            client = GraphServiceClient(request_adapter=adapter)
-            # Get the token once before fanning out, so concurrent reads share it.
-            first = await self._find_group(client, names[0])
-
-            async def read_one(name: str) -> tuple[Person, ...]:
-                group = first if name == names[0] else await self._find_group(client, name)
-                return await self._members(client, group, progress)
-
-            result = await read_groups_concurrently(self.name, names, read_one, self.max_concurrency)
+            yield GraphServiceClient(request_adapter=adapter)
         finally:
             await http.aclose()
             await credential.close()
-        progress.finish()
-        return result
 
     async def _call(self, group: str, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         async def once() -> Any:
@@ -278,22 +258,16 @@ class EntraSource:
                 ) from None
             except (ServiceRequestError, ServiceResponseError) as exc:
                 raise TransientError(
-                    f"token request failed: {type(exc).__name__}: {_first_line(str(exc))}"
+                    f"token request failed: {type(exc).__name__}: {first_line(str(exc))}"
                 ) from None
             except httpx.TimeoutException:
                 raise TransientError(f"timed out (requestTimeoutSeconds={self.request_timeout:g})") from None
             except httpx.TransportError as exc:
                 raise TransientError(
-                    f"connection error: {type(exc).__name__}: {_first_line(str(exc))}"
-                ) from None
-            except (IdentityReadError, TransientError):
-                raise
-            except Exception as exc:
-                raise self._error(
-                    group, f"{what} failed: {type(exc).__name__}: {_first_line(str(exc))}"
+                    f"connection error: {type(exc).__name__}: {first_line(str(exc))}"
                 ) from None
 
-        return await with_retries(once, policy=self.retry, source=self.name, group=group, what=what)
+        return await self._retrying(group, what, once)
 
     def _classify(self, group: str, what: str, exc: APIError) -> Exception:
         status = exc.response_status_code
@@ -301,7 +275,7 @@ class EntraSource:
         code = getattr(err, "code", None)
         message = getattr(err, "message", None) or exc.message or type(exc).__name__
         detail = " ".join(str(x) for x in (f"HTTP {status}" if status else None, code, message) if x)
-        detail = scrub(_first_line(detail), self._secrets())
+        detail = scrub(first_line(detail), self._secrets())
         if status in RETRYABLE_STATUSES:
             return TransientError(detail, _retry_after(exc.response_headers))
         if status in (401, 403):
@@ -357,21 +331,8 @@ class EntraSource:
         else:
             raise self._error(name, "group lookup did not finish paging (50 pages)")
         exact = [_Group(str(g.get("id")), name) for g in found if g.get("displayName") == name]
-        if not exact:
-            near = sorted({str(g["displayName"]) for g in found if g.get("displayName")})
-            hint = (
-                f" (did you mean {', '.join(repr(n) for n in near)}? names are case-sensitive)"
-                if near
-                else ""
-            )
-            raise self._error(name, f"group not found in Entra tenant {self.tenant_id}{hint}")
-        if len(exact) > 1:
-            ids = ", ".join(sorted(g.id for g in exact))
-            raise self._error(
-                name,
-                f"{len(exact)} Entra groups are named exactly {name!r} (ids {ids}); names must be unique",
-            )
-        return exact[0]
+        near = {str(g["displayName"]) for g in found if g.get("displayName")}
+        return self._one_group(name, exact, near, f"Entra tenant {self.tenant_id}")
 
     def _members_config(self, first: bool) -> RequestConfiguration[Any]:
         params = (
@@ -389,14 +350,11 @@ class EntraSource:
         self, client: GraphServiceClient, group: _Group, progress: Progress
     ) -> tuple[Person, ...]:
         builder = client.groups.by_group_id(group.id).transitive_members.graph_user
-        people: dict[str, Person] = {}
-        by_username: dict[str, str] = {}
-        links: set[str] = set()
+        tally = MemberTally(group.name, self._error, progress)
         expected: int | None = None
-        pages = 0
         link: str | None = None
         while True:
-            pages += 1
+            pages = tally.next_page()
             if link is None:
                 info = builder.to_get_request_information(self._members_config(first=True))
             else:
@@ -408,32 +366,12 @@ class EntraSource:
                 if not isinstance(user, dict):
                     raise self._error(group.name, f"member page {pages}: unexpected member entry from Graph")
                 person = self._person(group.name, user)
-                uid = str(user.get("id"))
-                if uid in people:
-                    raise self._error(group.name, f"user {uid} appeared twice while paging (page {pages})")
-                other = by_username.get(person.username)
-                if other is not None:
-                    raise self._error(
-                        group.name, f"users {other} and {uid} both map to username {person.username!r}"
-                    )
-                people[uid] = person
-                by_username[person.username] = uid
-            progress.page(group.name, len(people), pages)
+                tally.add(str(user.get("id")), person)
             next_link = page.get("@odata.nextLink")
             link = str(next_link) if next_link else None
-            if not link:
+            if not tally.page_done(link, "@odata.nextLink"):
                 break
-            if link in links:
-                raise self._error(group.name, f"paging loop: @odata.nextLink repeated at page {pages}")
-            links.add(link)
-        if expected is not None and expected != len(people):
-            raise self._error(
-                group.name,
-                f"read {len(people)} members over {pages} page(s) but Graph reported @odata.count "
-                f"{expected}: the result looks truncated (if membership is changing right now, run again)",
-            )
-        progress.group_done(group.name, len(people), pages)
-        return tuple(sorted(people.values(), key=lambda p: p.username))
+        return tally.finish(expected, "Graph reported @odata.count")
 
     def _person(self, group: str, user: dict[str, Any]) -> Person:
         uid = str(user.get("id") or "?")
@@ -454,11 +392,7 @@ class EntraSource:
                 f"user {uid} ({upn or 'no userPrincipalName'}) has no {self.username_attribute}; "
                 "cannot name them in CF (set it in Entra, or use usernameAttribute: userPrincipalName)",
             )
-        try:
-            username = normalise_username(str(raw))
-            email = normalise_username(str(mail)) if mail else None
-        except ValueError as exc:
-            raise self._error(group, f"user {uid}: {exc}") from None
+        username, email = self._usernames(group, uid, raw, mail)
         return Person(
             username=username,
             origin=self.origin,
@@ -489,9 +423,4 @@ def _aad_message(exc: ClientAuthenticationError) -> str:
     text = getattr(exc, "message", None) or str(exc)
     # azure-identity puts the AADSTS description first; keep it, drop trace/correlation noise.
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return _first_line(" ".join(lines[:2]) if lines else type(exc).__name__, 400)
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return first_line(" ".join(lines[:2]) if lines else type(exc).__name__, 400)

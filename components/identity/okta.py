@@ -21,11 +21,11 @@ the SDK; an exhausted 429 comes back as an error tuple with the raw aiohttp resp
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,20 +36,20 @@ from okta.client import Client as OktaClient
 from okta.pagination import PaginationHelper
 from pydantic import SecretStr
 
-from components.identity.base import IdentityReadError, Person, normalise_username
+from components.identity.base import Person
 from components.identity.concurrency import (
+    RETRYABLE_STATUSES,
+    MemberTally,
     Progress,
     RetryPolicy,
+    SdkSource,
     TransientError,
-    read_groups_concurrently,
-    run_sync,
+    first_line,
     scrub,
-    with_retries,
 )
 
 OktaUsernameAttribute = Literal["login", "email"]
 OKTA_READ_SCOPES = ("okta.groups.read", "okta.users.read")
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,10 @@ class _Group:
     users_count: int | None
 
 
-class OktaSource:
+class OktaSource(SdkSource[OktaClient, _Group]):
     """Identity source backed by an Okta org (see module docstring)."""
+
+    idp = "Okta"
 
     def __init__(
         self,
@@ -110,33 +112,28 @@ class OktaSource:
             raise ValueError(f"username_attribute must be 'login' or 'email', not {username_attribute!r}")
         if not org_url.startswith("https://"):
             raise ValueError(f"org_url must be an https:// URL, got {org_url!r}")
-        self.name = name
-        self.origin = origin
+        super().__init__(
+            name=name,
+            origin=origin,
+            page_size=page_size,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            sdk_max_retries=sdk_max_retries,
+            request_timeout=request_timeout,
+            ca_file=ca_file,
+            progress_interval=progress_interval,
+        )
         self.org_url = org_url.rstrip("/")
         self.auth = auth
         self.username_attribute: OktaUsernameAttribute = username_attribute
         self.active_statuses = frozenset(s.upper() for s in active_statuses)
-        self.page_size = page_size
-        self.max_concurrency = max_concurrency
-        self.retry = retry or RetryPolicy()
-        self.sdk_max_retries = sdk_max_retries
-        self.request_timeout = request_timeout
-        self.ca_file = ca_file
         self.check_member_count = check_member_count
-        self.progress_interval = progress_interval
 
     def __repr__(self) -> str:
         return (
             f"OktaSource(name={self.name!r}, origin={self.origin!r}, org_url={self.org_url!r}, "
             f"auth={self.auth!r}, username_attribute={self.username_attribute!r})"
         )
-
-    # -- IdentitySource --------------------------------------------------------------------------
-    def read_groups(self, names: Collection[str]) -> dict[str, tuple[Person, ...]]:
-        wanted = sorted(set(names))
-        if not wanted:
-            return {}
-        return run_sync(lambda: self._read_all(wanted))
 
     # -- internals -------------------------------------------------------------------------------
     def _secrets(self) -> list[str]:
@@ -163,12 +160,8 @@ class OktaSource:
                 config["kid"] = self.auth.key_id
         return config
 
-    def _error(self, group: str | None, message: str) -> IdentityReadError:
-        return IdentityReadError(self.name, group, scrub(message, self._secrets()))
-
-    async def _read_all(self, names: list[str]) -> dict[str, tuple[Person, ...]]:
-        progress = Progress(self.name, len(names), self.progress_interval)
-        progress.start(self.max_concurrency)
+    @contextlib.asynccontextmanager
+    async def _connect(self) -> AsyncIterator[OktaClient]:
         try:
             client = OktaClient(self._sdk_config())
         except Exception as exc:  # the SDK validates the config in the constructor
@@ -177,22 +170,10 @@ class OktaSource:
             ) from None
         # Our own aiohttp session (what `async with Client(...)` does, plus our CA bundle for
         # TLS; the SDK's `sslContext` key cannot be used, the SDK deep-copies its config).
-        tls: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file is not None else True
-        )
-        connector = aiohttp.TCPConnector(ssl=tls, limit=max(10, self.max_concurrency * 2))
+        connector = aiohttp.TCPConnector(ssl=self._tls(), limit=max(10, self.max_concurrency * 2))
         async with aiohttp.ClientSession(connector=connector) as session:
             client._request_executor.set_session(session)
-            # Fetch the OAuth token once before fanning out, so concurrent reads share it.
-            first = await self._find_group(client, names[0])
-
-            async def read_one(name: str) -> tuple[Person, ...]:
-                group = first if name == names[0] else await self._find_group(client, name)
-                return await self._members(client, group, progress)
-
-            result = await read_groups_concurrently(self.name, names, read_one, self.max_concurrency)
-        progress.finish()
-        return result
+            yield client
 
     async def _call(
         self, group: str, what: str, fn: Callable[[], Awaitable[Any]]
@@ -223,25 +204,19 @@ class OktaSource:
                 raise self._error(
                     group,
                     f"{what}: unexpected response from Okta ({exc.error_count()} validation error(s): "
-                    f"{_first_line(str(exc))})",
-                ) from None
-            except IdentityReadError:
-                raise
-            except Exception as exc:
-                raise self._error(
-                    group, f"{what} failed: {type(exc).__name__}: {_first_line(str(exc))}"
+                    f"{first_line(str(exc))})",
                 ) from None
             if err is not None:
                 raise self._classify(group, what, resp, err)
             headers = dict(getattr(resp, "headers", None) or {})
             return data, headers
 
-        return await with_retries(once, policy=self.retry, source=self.name, group=group, what=what)
+        return await self._retrying(group, what, once)
 
     def _classify(self, group: str, what: str, resp: Any, err: Any) -> Exception:
         status = getattr(err, "status", None) or getattr(resp, "status", None)
         code = getattr(err, "error_code", None)
-        summary = getattr(err, "error_summary", None) or _first_line(str(err))
+        summary = getattr(err, "error_summary", None) or first_line(str(err))
         detail = " ".join(str(x) for x in (f"HTTP {status}" if status else None, code, summary) if x)
         if isinstance(status, int) and status in RETRYABLE_STATUSES:
             return TransientError(scrub(detail, self._secrets()), _rate_limit_wait(resp))
@@ -284,62 +259,24 @@ class OktaSource:
                 exact.append(_Group(str(g.id), gname, getattr(stats, "users_count", None)))
             elif gname is not None:
                 near.append(gname)
-        if not exact:
-            hint = (
-                f" (did you mean {', '.join(repr(n) for n in sorted(near))}? names are case-sensitive)"
-                if near
-                else ""
-            )
-            raise self._error(name, f"group not found in Okta {self.org_url}{hint}")
-        if len(exact) > 1:
-            ids = ", ".join(sorted(g.id for g in exact))
-            raise self._error(
-                name, f"{len(exact)} Okta groups are named exactly {name!r} (ids {ids}); names must be unique"
-            )
-        return exact[0]
+        return self._one_group(name, exact, near, f"Okta {self.org_url}")
 
     async def _members(self, client: OktaClient, group: _Group, progress: Progress) -> tuple[Person, ...]:
-        people: dict[str, Person] = {}
-        by_username: dict[str, str] = {}
+        tally = MemberTally(group.name, self._error, progress)
         after: str | None = None
-        cursors: set[str] = set()
-        pages = 0
         while True:
-            pages += 1
             page, headers = await self._call(
                 group.name,
-                f"member page {pages}",
+                f"member page {tally.next_page()}",
                 functools.partial(client.list_group_users, group.id, after=after, limit=self.page_size),
             )
             for user in page or []:
                 person = self._person(group.name, user)
-                uid = str(user.id)
-                if uid in people:
-                    raise self._error(group.name, f"user {uid} appeared twice while paging (page {pages})")
-                other = by_username.get(person.username)
-                if other is not None:
-                    raise self._error(
-                        group.name,
-                        f"users {other} and {uid} both map to username {person.username!r}",
-                    )
-                people[uid] = person
-                by_username[person.username] = uid
-            progress.page(group.name, len(people), pages)
+                tally.add(str(user.id), person)
             after = PaginationHelper.extract_next_cursor(headers)
-            if not after:
+            if not tally.page_done(after, "cursor"):
                 break
-            if after in cursors:
-                raise self._error(group.name, f"paging loop: cursor repeated at page {pages}")
-            cursors.add(after)
-        if group.users_count is not None and group.users_count != len(people):
-            raise self._error(
-                group.name,
-                f"read {len(people)} members over {pages} page(s) but Okta reports usersCount "
-                f"{group.users_count}: the result looks truncated (if membership is changing right now, "
-                "run again)",
-            )
-        progress.group_done(group.name, len(people), pages)
-        return tuple(sorted(people.values(), key=lambda p: p.username))
+        return tally.finish(group.users_count, "Okta reports usersCount")
 
     def _person(self, group: str, user: Any) -> Person:
         uid = str(getattr(user, "id", None) or "?")
@@ -356,11 +293,7 @@ class OktaSource:
         status = getattr(getattr(user, "status", None), "value", None)
         if status is None:
             raise self._error(group, f"user {uid} ({raw}) has no status")
-        try:
-            username = normalise_username(str(raw))
-            email = normalise_username(str(mail)) if mail else None
-        except ValueError as exc:
-            raise self._error(group, f"user {uid}: {exc}") from None
+        username, email = self._usernames(group, uid, raw, mail)
         display = getattr(profile, "display_name", None) or " ".join(
             x for x in (getattr(profile, "first_name", None), getattr(profile, "last_name", None)) if x
         )
@@ -397,8 +330,3 @@ def _rate_limit_wait(resp: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, reset_at - now) + 1.0
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
