@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -297,18 +297,10 @@ def _build(name: str, config: _Model, root: Path) -> IdentitySource:
         return OktaSource(
             org_url=config.orgUrl,
             auth=okta_auth,
-            name=name,
-            origin=config.origin,
             username_attribute=config.usernameAttribute,
             active_statuses=config.activeStatuses,
-            page_size=config.pageSize,
-            max_concurrency=config.maxConcurrency,
-            retry=config.retry.policy(),
-            sdk_max_retries=config.sdkMaxRetries,
-            request_timeout=config.requestTimeoutSeconds,
-            ca_file=_path(root, config.caBundle, "caBundle") if config.caBundle else None,
             check_member_count=config.checkMemberCount,
-            progress_interval=config.progressIntervalSeconds,
+            **_sdk_settings(name, config, root),
         )
     assert isinstance(config, EntraConfig)
     entra_auth: EntraAuth
@@ -334,17 +326,37 @@ def _build(name: str, config: _Model, root: Path) -> IdentitySource:
         tenant_id=config.tenantId,
         client_id=config.clientId,
         auth=entra_auth,
-        name=name,
-        origin=config.origin,
         username_attribute=config.usernameAttribute,
         authority_host=config.authorityHost,
         graph_base_url=config.graphBaseUrl,
         graph_scope=config.graphScope,
+        sdk_retry_delay=config.sdkRetryDelaySeconds,
+        **_sdk_settings(name, config, root),
+    )
+
+
+class _SdkSettings(TypedDict):
+    """The constructor arguments every SDK-backed source (``SdkSource``) takes."""
+
+    name: str
+    origin: str
+    page_size: int
+    max_concurrency: int
+    retry: RetryPolicy
+    sdk_max_retries: int
+    request_timeout: float
+    ca_file: Path | None
+    progress_interval: float
+
+
+def _sdk_settings(name: str, config: OktaConfig | EntraConfig, root: Path) -> _SdkSettings:
+    return _SdkSettings(
+        name=name,
+        origin=config.origin,
         page_size=config.pageSize,
         max_concurrency=config.maxConcurrency,
         retry=config.retry.policy(),
         sdk_max_retries=config.sdkMaxRetries,
-        sdk_retry_delay=config.sdkRetryDelaySeconds,
         request_timeout=config.requestTimeoutSeconds,
         ca_file=_path(root, config.caBundle, "caBundle") if config.caBundle else None,
         progress_interval=config.progressIntervalSeconds,
