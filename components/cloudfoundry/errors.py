@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 class CfApiError(Exception):
@@ -133,8 +133,21 @@ class JobFailedError(CloudFoundryError):
         return (JobFailedError, (self.job_guid, self.operation, list(self.errors), self.method, self.path))
 
 
-class JobTimeoutError(CfApiError):
+class _PickledByArgs(CfApiError):
+    """An error that pickles as a call of its class with the attributes named in ``_init_args``
+    (its constructor's parameters, in order); Exception's own pickling would pass only the
+    message."""
+
+    _init_args: ClassVar[tuple[str, ...]] = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), tuple(getattr(self, name) for name in self._init_args))
+
+
+class JobTimeoutError(_PickledByArgs):
     """An asynchronous CC job did not finish within the configured timeout."""
+
+    _init_args = ("job_guid", "state", "waited_s")
 
     def __init__(self, job_guid: str, state: str, waited_s: float) -> None:
         self.job_guid = job_guid
@@ -142,12 +155,11 @@ class JobTimeoutError(CfApiError):
         self.waited_s = waited_s
         super().__init__(f"job {job_guid} still {state} after {waited_s:.1f}s")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (JobTimeoutError, (self.job_guid, self.state, self.waited_s))
 
-
-class UaaError(CfApiError):
+class UaaError(_PickledByArgs):
     """A UAA request failed; UAA errors look like ``{"error", "error_description"}``."""
+
+    _init_args = ("status", "error", "description", "method", "path")
 
     def __init__(self, status: int, error: str, description: str, method: str, path: str) -> None:
         self.status = status
@@ -158,21 +170,17 @@ class UaaError(CfApiError):
         desc = f": {description}" if description else ""
         super().__init__(f"UAA {method} {path} failed: {status} {error}{desc}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (UaaError, (self.status, self.error, self.description, self.method, self.path))
 
-
-class CfConnectionError(CfApiError):
+class CfConnectionError(_PickledByArgs):
     """The request could not be completed at the transport level (after retries)."""
+
+    _init_args = ("method", "path", "reason")
 
     def __init__(self, method: str, path: str, reason: str) -> None:
         self.method = method
         self.path = path
         self.reason = reason
         super().__init__(f"{method} {path} failed: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (CfConnectionError, (self.method, self.path, self.reason))
 
 
 class BatchError(CfApiError):
