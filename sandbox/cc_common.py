@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import errors
-from .auth import Caller
+from .auth import Caller, cc_auth
 from .pagination import paginate
-from .params import ListQuery, ListSpec, list_spec
+from .params import ListQuery, ListSpec, list_spec, parse_list
 from .responses import cc_json
 from .state import SandboxState
 from .store import Org, Space
@@ -125,18 +125,35 @@ ROLES_SPEC: ListSpec = list_spec(
 
 
 # ---- visibility ------------------------------------------------------------------------------------
-def readable_org(state: SandboxState, caller: Caller, guid: str) -> Org | None:
+def org_or_404(state: SandboxState, caller: Caller, guid: str) -> Org:
+    """The org, if it exists and the caller can see it; else CC's 404."""
     org = state.store.orgs.get(guid)
     if org is None or not (caller.global_read or guid in caller.visible_orgs(state.store)):
-        return None
+        raise errors.resource_not_found("Organization")
     return org
 
 
-def readable_space(state: SandboxState, caller: Caller, guid: str) -> Space | None:
+def space_or_404(state: SandboxState, caller: Caller, guid: str) -> Space:
+    """The space, if it exists and the caller can see it; else CC's 404."""
     space = state.store.spaces.get(guid)
     if space is None or not (caller.global_read or guid in caller.visible_spaces(state.store)):
-        return None
+        raise errors.resource_not_found("Space")
     return space
+
+
+def admin_write(request: Request) -> SandboxState:
+    """The state, once the caller is authenticated for writing and is an admin (else 401/403)."""
+    state = state_of(request)
+    if not cc_auth(state, request, write=True).admin:
+        raise errors.not_authorized()
+    return state
+
+
+def list_request(request: Request, spec: ListSpec) -> tuple[SandboxState, Caller, ListQuery]:
+    """A CC list endpoint's state, authenticated caller and parsed query (401 before 400)."""
+    state = state_of(request)
+    caller = cc_auth(state, request)
+    return state, caller, parse_list(request.query_params, spec)
 
 
 def readable_user_guids(state: SandboxState, caller: Caller) -> set[str]:

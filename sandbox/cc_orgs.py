@@ -13,18 +13,19 @@ from .auth import cc_auth
 from .cc_common import (
     ORGS_SPEC,
     SPACES_SPEC,
+    admin_write,
     base_url,
     filter_set,
     json_body,
     labels_match,
+    list_request,
     list_response,
     order_items,
-    readable_org,
-    readable_space,
+    org_or_404,
+    space_or_404,
     state_of,
     unknown_fields,
 )
-from .params import parse_list
 from .presenters import org_dict, space_dict
 from .responses import cc_json
 from .store import Space
@@ -35,9 +36,7 @@ router = APIRouter()
 # ---- organizations ------------------------------------------------------------------------------
 @router.get("/v3/organizations")
 async def list_orgs(request: Request) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request)
-    q = parse_list(request.query_params, ORGS_SPEC)
+    state, caller, q = list_request(request, ORGS_SPEC)
     store = state.store
     names, guids = filter_set(q, "names"), filter_set(q, "guids")
     if names is not None and guids is None:
@@ -64,10 +63,7 @@ async def list_orgs(request: Request) -> Response:
 
 @router.post("/v3/organizations")
 async def create_org(request: Request) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request, write=True)
-    if not caller.admin:
-        raise errors.not_authorized()
+    state = admin_write(request)
     body = await json_body(request)
     msgs = unknown_fields(body, ("name", "suspended", "metadata"))
     name = body.get("name")
@@ -91,19 +87,14 @@ async def create_org(request: Request) -> Response:
 @router.get("/v3/organizations/{guid}")
 async def get_org(request: Request, guid: str) -> Response:
     state = state_of(request)
-    caller = cc_auth(state, request)
-    org = readable_org(state, caller, guid)
-    if org is None:
-        raise errors.resource_not_found("Organization")
+    org = org_or_404(state, cc_auth(state, request), guid)
     return cc_json(org_dict(org, base_url(request)))
 
 
 # ---- spaces ----------------------------------------------------------------------------------------
 @router.get("/v3/spaces")
 async def list_spaces(request: Request) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request)
-    q = parse_list(request.query_params, SPACES_SPEC)
+    state, caller, q = list_request(request, SPACES_SPEC)
     store = state.store
     names, guids, org_guids = (
         filter_set(q, "names"),
@@ -186,8 +177,5 @@ async def create_space(request: Request) -> Response:
 @router.get("/v3/spaces/{guid}")
 async def get_space(request: Request, guid: str) -> Response:
     state = state_of(request)
-    caller = cc_auth(state, request)
-    space = readable_space(state, caller, guid)
-    if space is None:
-        raise errors.resource_not_found("Space")
+    space = space_or_404(state, cc_auth(state, request), guid)
     return cc_json(space_dict(space, base_url(request)))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -15,18 +15,20 @@ from .cc_common import (
     ROLES_SPEC,
     base_url,
     json_body,
+    list_request,
     ruby_list,
     state_of,
     unknown_fields,
     user_readable,
 )
 from .pagination import paginate
-from .params import ListQuery, list_spec, parse_list
+from .params import ListQuery, list_spec
 from .presenters import job_dict, org_dict, role_json_text, space_dict, store_user_dict
 from .responses import accepted, cc_json, encode, rails_escape, raw_json
-from .store import ALL_ROLE_TYPES, ORG_ROLE_SET, SPACE_ROLE_SET, Role, Store
+from .store import ALL_ROLE_TYPES, ORG_ROLE_SET, SPACE_ROLE_SET, Org, Role, Space, Store
 
 router = APIRouter()
+ScopeT = TypeVar("ScopeT", Org, Space)
 
 
 # ---- roles -----------------------------------------------------------------------------------------
@@ -77,9 +79,7 @@ def _role_candidates(store: Store, q: ListQuery) -> tuple[list[Role], bool]:
 
 @router.get("/v3/roles")
 async def list_roles(request: Request) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request)
-    q = parse_list(request.query_params, ROLES_SPEC)
+    state, caller, q = list_request(request, ROLES_SPEC)
     store = state.store
     cands, ordered = _role_candidates(store, q)
     f = q.filters
@@ -275,6 +275,31 @@ def _lookup_uaa_guid(store: Store, username: str, origin: str | None, *, space_r
     raise errors.unprocessable(f"No user exists with the username '{username}'.")
 
 
+def _writable_scope(
+    store: Store, caller: Caller, role_type: str, scopes: Mapping[str, ScopeT], guid: str, kind: str
+) -> ScopeT:
+    """The org or space (``kind``) a new role goes in: 422 if it does not exist, 403 if the
+    caller may not give roles there."""
+    scope = scopes.get(guid)
+    if scope is None:
+        raise errors.unprocessable(
+            f"Invalid {kind}. Ensure that the {kind} exists and you have access to it."
+        )
+    if not _role_writable(store, caller, role_type, guid):
+        raise errors.not_authorized()
+    return scope
+
+
+def _refuse_duplicate_role(
+    store: Store, user_guid: str, role_type: str, scope: Org | Space, kind: str
+) -> None:
+    if store.find_role(user_guid, scope.guid, role_type) is not None:
+        raise errors.unprocessable(
+            f"User '{store.presentation_name(user_guid)}' already has '{role_type}' role in {kind} "
+            f"'{scope.name}'."
+        )
+
+
 @router.post("/v3/roles")
 async def create_role(request: Request) -> Response:
     state = state_of(request)
@@ -293,13 +318,7 @@ async def create_role(request: Request) -> Response:
 
     if role_type in SPACE_ROLE_SET:
         space_guid: str = rel["space"]["data"]["guid"]
-        space = store.spaces.get(space_guid)
-        if space is None:
-            raise errors.unprocessable(
-                "Invalid space. Ensure that the space exists and you have access to it."
-            )
-        if not _role_writable(store, caller, role_type, space_guid):
-            raise errors.not_authorized()
+        space = _writable_scope(store, caller, role_type, store.spaces, space_guid, "space")
         if user_guid is None:
             assert username is not None
             user_guid = _lookup_uaa_guid(store, username, origin, space_role=True)
@@ -307,21 +326,11 @@ async def create_role(request: Request) -> Response:
             raise errors.unprocessable(SPACE_USER_MSG)
         if not store.has_org_user(user_guid, space.org_guid):
             raise errors.unprocessable(SPACE_USER_MSG)
-        if store.find_role(user_guid, space_guid, role_type) is not None:
-            raise errors.unprocessable(
-                f"User '{store.presentation_name(user_guid)}' already has '{role_type}' role in space "
-                f"'{space.name}'."
-            )
+        _refuse_duplicate_role(store, user_guid, role_type, space, "space")
         role = store.add_role(role_type, user_guid, space_guid)
     else:
         org_guid: str = rel["organization"]["data"]["guid"]
-        org = store.orgs.get(org_guid)
-        if org is None:
-            raise errors.unprocessable(
-                "Invalid organization. Ensure that the organization exists and you have access to it."
-            )
-        if not _role_writable(store, caller, role_type, org_guid):
-            raise errors.not_authorized()
+        org = _writable_scope(store, caller, role_type, store.orgs, org_guid, "organization")
         if user_guid is None:
             assert username is not None
             if origin is not None and origin != "uaa" and state.config.allow_user_creation_by_org_manager:
@@ -335,11 +344,7 @@ async def create_role(request: Request) -> Response:
             else:
                 user_guid = _lookup_uaa_guid(store, username, origin, space_role=False)
         store.ensure_cc_user(user_guid)
-        if store.find_role(user_guid, org_guid, role_type) is not None:
-            raise errors.unprocessable(
-                f"User '{store.presentation_name(user_guid)}' already has '{role_type}' role in organization "
-                f"'{org.name}'."
-            )
+        _refuse_duplicate_role(store, user_guid, role_type, org, "organization")
         role = store.add_role(role_type, user_guid, org_guid)
     state.mark_dirty()
     return raw_json(role_json_text(role, base_url(request)), 201)

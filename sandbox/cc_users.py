@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from . import errors
-from .auth import cc_auth
+from .auth import Caller, cc_auth
 from .cc_common import (
     USERS_SPEC,
+    admin_write,
     base_url,
     filter_set,
     json_body,
     labels_match,
+    list_request,
     list_response,
     order_items,
+    org_or_404,
     param_error,
-    readable_org,
-    readable_space,
     readable_user_guids,
+    space_or_404,
     state_of,
     unknown_fields,
     user_readable,
     users_extra,
 )
-from .params import ListQuery, ListSpec, list_spec, parse_list
+from .params import ListQuery, ListSpec, list_spec
 from .presenters import store_user_dict
 from .responses import accepted, cc_json
 from .state import SandboxState
@@ -72,9 +76,7 @@ def _matching_users(
 
 @router.get("/v3/users")
 async def list_users(request: Request) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request)
-    q = parse_list(request.query_params, USERS_SPEC)
+    state, caller, q = list_request(request, USERS_SPEC)
     readable = None if caller.global_read else readable_user_guids(state, caller)
     items = _matching_users(state, q, readable)
     store = state.store
@@ -92,40 +94,27 @@ def _scope_members(store: Store, scope_guid: str) -> set[str]:
     return {store.roles[rg].user_guid for rg in store.roles_by_scope.get(scope_guid, {})}
 
 
-@router.get("/v3/organizations/{guid}/users")
-async def list_org_users(request: Request, guid: str) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request)
-    q = parse_list(request.query_params, MEMBERS_SPEC)
-    if readable_org(state, caller, guid) is None:
-        raise errors.resource_not_found("Organization")
+def _list_scope_users(
+    request: Request, guid: str, path: str, check: Callable[[SandboxState, Caller, str], object]
+) -> Response:
+    """Users with a role in org/space ``guid`` (``check`` raises 404 unless the caller sees it)."""
+    state, caller, q = list_request(request, MEMBERS_SPEC)
+    check(state, caller, guid)
     store = state.store
     items = _matching_users(state, q, None, _scope_members(store, guid))
     return list_response(
-        request,
-        q,
-        f"/v3/organizations/{guid}/users",
-        order_items(items, q),
-        lambda g, base: store_user_dict(store, g, base),
+        request, q, path, order_items(items, q), lambda g, base: store_user_dict(store, g, base)
     )
+
+
+@router.get("/v3/organizations/{guid}/users")
+async def list_org_users(request: Request, guid: str) -> Response:
+    return _list_scope_users(request, guid, f"/v3/organizations/{guid}/users", org_or_404)
 
 
 @router.get("/v3/spaces/{guid}/users")
 async def list_space_users(request: Request, guid: str) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request)
-    q = parse_list(request.query_params, MEMBERS_SPEC)
-    if readable_space(state, caller, guid) is None:
-        raise errors.resource_not_found("Space")
-    store = state.store
-    items = _matching_users(state, q, None, _scope_members(store, guid))
-    return list_response(
-        request,
-        q,
-        f"/v3/spaces/{guid}/users",
-        order_items(items, q),
-        lambda g, base: store_user_dict(store, g, base),
-    )
+    return _list_scope_users(request, guid, f"/v3/spaces/{guid}/users", space_or_404)
 
 
 @router.patch("/v3/users/{guid}")
@@ -155,10 +144,7 @@ async def get_user(request: Request, guid: str) -> Response:
 
 @router.post("/v3/users")
 async def create_user(request: Request) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request, write=True)
-    if not caller.admin:
-        raise errors.not_authorized()
+    state = admin_write(request)
     body = await json_body(request)
     msgs = unknown_fields(body, ("guid", "origin", "username", "metadata"))
     guid, origin, username = body.get("guid"), body.get("origin"), body.get("username")
