@@ -176,6 +176,16 @@ class OktaEmulator(EmulatorBase):
             return None
         return okta_error(401, "E0000005", "Invalid session")
 
+    def readable_group(self, request: Request, gid: str) -> IdpGroup | JSONResponse:
+        """Group ``gid`` for a caller allowed to read groups, or the error response (401/403/404)."""
+        denied = self.check_auth(request, "okta.groups.read")
+        if denied:
+            return denied
+        g = self.data.groups.get(gid)
+        if g is None:
+            return okta_error(404, "E0000007", f"Not found: Resource not found: {gid} (UserGroup)")
+        return g
+
     async def token(self, request: Request) -> JSONResponse:
         self.counters.incr("token")
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8")).items()}
@@ -279,22 +289,16 @@ class OktaEmulator(EmulatorBase):
 
         @app.get("/api/v1/groups/{gid}")
         def get_group(gid: str, request: Request) -> JSONResponse:
-            denied = em.check_auth(request, "okta.groups.read")
-            if denied:
-                return denied
-            g = em.data.groups.get(gid)
-            if g is None:
-                return okta_error(404, "E0000007", f"Not found: Resource not found: {gid} (UserGroup)")
+            g = em.readable_group(request, gid)
+            if isinstance(g, JSONResponse):
+                return g
             return JSONResponse(em.group_json(g, request.query_params.get("expand")))
 
         @app.get("/api/v1/groups/{gid}/users")
         def list_group_users(gid: str, request: Request) -> JSONResponse:
-            denied = em.check_auth(request, "okta.groups.read")
-            if denied:
-                return denied
-            g = em.data.groups.get(gid)
-            if g is None:
-                return okta_error(404, "E0000007", f"Not found: Resource not found: {gid} (UserGroup)")
+            g = em.readable_group(request, gid)
+            if isinstance(g, JSONResponse):
+                return g
             users = em.data.direct_users(gid)
             params = request.query_params
             limit = max(1, min(int(params.get("limit") or 1000), em.page_size))
