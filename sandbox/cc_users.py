@@ -117,15 +117,21 @@ async def list_space_users(request: Request, guid: str) -> Response:
     return _list_scope_users(request, guid, f"/v3/spaces/{guid}/users", space_or_404)
 
 
-@router.patch("/v3/users/{guid}")
-async def update_user(request: Request, guid: str) -> Response:
-    """Metadata update (labels/annotations are accepted but not stored by the sandbox)."""
+def _admin_on_user(request: Request, guid: str) -> SandboxState:
+    """The state, for a writing caller who can see user ``guid`` (else 404) and is an admin (else 403)."""
     state = state_of(request)
     caller = cc_auth(state, request, write=True)
     if not user_readable(state, caller, guid):
         raise errors.resource_not_found("User")
     if not caller.admin:
         raise errors.not_authorized()
+    return state
+
+
+@router.patch("/v3/users/{guid}")
+async def update_user(request: Request, guid: str) -> Response:
+    """Metadata update (labels/annotations are accepted but not stored by the sandbox)."""
+    state = _admin_on_user(request, guid)
     body = await json_body(request)
     msgs = unknown_fields(body, ("metadata",))
     if msgs:
@@ -199,11 +205,6 @@ async def create_user(request: Request) -> Response:
 
 @router.delete("/v3/users/{guid}")
 async def delete_user(request: Request, guid: str) -> Response:
-    state = state_of(request)
-    caller = cc_auth(state, request, write=True)
-    if not user_readable(state, caller, guid):
-        raise errors.resource_not_found("User")
-    if not caller.admin:
-        raise errors.not_authorized()
+    state = _admin_on_user(request, guid)
     job = state.start_job("user.delete", "user", guid)
     return accepted(f"{base_url(request)}/v3/jobs/{job.guid}")
