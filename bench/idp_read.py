@@ -19,9 +19,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import SecretStr
 
+from components.identity.base import IdentitySource
 from components.identity.entra import EntraClientSecretAuth, EntraSource
 from components.identity.okta import OktaApiTokenAuth, OktaSource
 from sandbox.idp import DEFAULT_API_TOKEN, GraphEmulator, OktaEmulator, generate_data
+from sandbox.idp.common import Counters
+
+
+def timed_read(label: str, src: IdentitySource, names: list[str], counters: Counters, note: str) -> None:
+    """Read every group once and print the wall time, the memberships read and the emulator's counts."""
+    started = time.perf_counter()
+    got = src.read_groups(names)
+    took = time.perf_counter() - started
+    read = sum(len(v) for v in got.values())
+    c = counters.snapshot()
+    print(
+        f"{label}: {took:6.2f} s  {read} memberships, {c['requests']} requests "
+        f"({note}), peak in flight {c['max_inflight']}"
+    )
 
 
 def main() -> int:
@@ -58,15 +73,7 @@ def main() -> int:
             page_size=okta_page,
             max_concurrency=args.concurrency,
         )
-        started = time.perf_counter()
-        got = src.read_groups(names)
-        took = time.perf_counter() - started
-        read = sum(len(v) for v in got.values())
-        c = okta.counters.snapshot()
-        print(
-            f"okta  : {took:6.2f} s  {read} memberships, {c['requests']} requests "
-            f"(page size {okta_page}), peak in flight {c['max_inflight']}"
-        )
+        timed_read("okta  ", src, names, okta.counters, f"page size {okta_page}")
 
     graph_page = args.page_size or 999
     with GraphEmulator.start(data, page_size=graph_page) as graph:
@@ -82,15 +89,7 @@ def main() -> int:
             page_size=graph_page,
             max_concurrency=args.concurrency,
         )
-        started = time.perf_counter()
-        got = src2.read_groups(names)
-        took = time.perf_counter() - started
-        read = sum(len(v) for v in got.values())
-        c = graph.counters.snapshot()
-        print(
-            f"entra : {took:6.2f} s  {read} memberships, {c['requests']} requests "
-            f"(page size {graph_page}, incl. 1 token), peak in flight {c['max_inflight']}"
-        )
+        timed_read("entra ", src2, names, graph.counters, f"page size {graph_page}, incl. 1 token")
     return 0
 
 
