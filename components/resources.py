@@ -3,29 +3,34 @@
 URNs are built from names only (org, space, role type, origin/username), so
 they stay stable across runs and read well in previews:
 
-    cf-access:index:Users                      users
-      pulumi-python:dynamic/cf:User              corp-sso/alice@corp.com
     cf-access:index:OrgAccess                  payments
       pulumi-python:dynamic/cf:RoleMembership    payments:organization_user
       cf-access:index:SpaceAccess                payments/dev
         pulumi-python:dynamic/cf:RoleMembership  payments/dev:space_developer
+    cf-access:index:Users                      users
+      pulumi-python:dynamic/cf:UserSet           users:corp-sso
+
+Users are one map per UAA origin, not one resource per person: at 10,000 people
+per-person resources were 80% of the program's registrations and of its run time
+(docs/performance.md). Memberships create the users they add.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import Resource
 
-from components.cloudfoundry.providers import MembershipProvider, UserProvider
+from components.cloudfoundry.providers import USER_SET_ENTRY, MembershipProvider, UserSetProvider
 from components.model import ORG_USER, Membership, UserRef
 from components.plan import AccessPlan, OrgPlan
 
 # One provider instance of each kind: dill pickles the class by reference, plus the
 # stack name (for the audit trail; the engine does not tell dynamic providers).
-_USER_PROVIDER = UserProvider(stack=pulumi.get_stack())
+_USER_SET_PROVIDER = UserSetProvider(stack=pulumi.get_stack())
 _MEMBERSHIP_PROVIDER = MembershipProvider(stack=pulumi.get_stack())
 
 
@@ -46,7 +51,7 @@ def _serialize_our_providers_once() -> None:
     if getattr(original, "_cf_access_once", False):
         return
     cache: dict[int, str] = {}
-    ours = (_USER_PROVIDER, _MEMBERSHIP_PROVIDER)
+    ours = (_USER_SET_PROVIDER, _MEMBERSHIP_PROVIDER)
 
     def serialize_provider(provider: Any) -> str:
         if not any(provider is p for p in ours):
@@ -63,12 +68,12 @@ def _serialize_our_providers_once() -> None:
 _serialize_our_providers_once()
 
 
-class CfUserResource(Resource, module="cf", name="User"):
-    """A CF user (UAA shadow user + CC user)."""
+class UserSet(Resource, module="cf", name="UserSet"):
+    """Every CF user cf-access manages for one UAA origin, as a map of member keys."""
 
-    def __init__(self, ref: UserRef, opts: pulumi.ResourceOptions) -> None:
-        props: dict[str, Any] = {"origin": ref.origin, "username": ref.username}
-        super().__init__(_USER_PROVIDER, ref.key, props, opts)
+    def __init__(self, origin: str, keys: Sequence[str], opts: pulumi.ResourceOptions) -> None:
+        props: dict[str, Any] = {"origin": origin, "users": dict.fromkeys(sorted(keys), USER_SET_ENTRY)}
+        super().__init__(_USER_SET_PROVIDER, f"users:{origin}", props, opts)
 
 
 class RoleMembership(Resource, module="cf", name="RoleMembership"):
@@ -85,19 +90,6 @@ class RoleMembership(Resource, module="cf", name="RoleMembership"):
         super().__init__(_MEMBERSHIP_PROVIDER, f"{membership.scope.label}:{membership.role}", props, opts)
 
 
-def _user_deps(members: Mapping[str, str], users: Mapping[str, CfUserResource]) -> list[pulumi.Resource]:
-    return [users[key] for key in sorted(members) if key in users]
-
-
-class Users(pulumi.ComponentResource):
-    def __init__(self, refs: Sequence[UserRef]) -> None:
-        super().__init__("cf-access:index:Users", "users", None, None)
-        self.by_key: dict[str, CfUserResource] = {
-            ref.key: CfUserResource(ref, pulumi.ResourceOptions(parent=self)) for ref in refs
-        }
-        self.register_outputs({"count": len(self.by_key)})
-
-
 class SpaceAccess(pulumi.ComponentResource):
     def __init__(
         self,
@@ -105,42 +97,59 @@ class SpaceAccess(pulumi.ComponentResource):
         name: str,
         memberships: Sequence[Membership],
         org_user: RoleMembership | None,
-        users: Mapping[str, CfUserResource],
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("cf-access:index:SpaceAccess", f"{org}/{name}", None, opts)
-        for membership in memberships:
-            deps: list[pulumi.Resource] = _user_deps(membership.members, users)
-            if org_user is not None:
-                # A space role needs organization_user first (CC returns 422 otherwise).
-                deps.append(org_user)
+        # A space role needs organization_user first (CC returns 422 otherwise).
+        deps: list[pulumi.Resource] = [org_user] if org_user is not None else []
+        self.memberships = [
             RoleMembership(membership, pulumi.ResourceOptions(parent=self, depends_on=deps))
+            for membership in memberships
+        ]
         self.register_outputs({})
 
 
 class OrgAccess(pulumi.ComponentResource):
-    def __init__(self, org: OrgPlan, users: Mapping[str, CfUserResource]) -> None:
+    def __init__(self, org: OrgPlan) -> None:
         super().__init__("cf-access:index:OrgAccess", org.name, None, None)
         org_user: RoleMembership | None = None
         counts: dict[str, int] = {}
+        self.memberships: list[RoleMembership] = []
         for membership in org.org_memberships:
-            resource = RoleMembership(
-                membership,
-                pulumi.ResourceOptions(parent=self, depends_on=_user_deps(membership.members, users)),
-            )
+            resource = RoleMembership(membership, pulumi.ResourceOptions(parent=self))
+            self.memberships.append(resource)
             counts[membership.role] = len(membership.members)
             if membership.role == ORG_USER:
                 org_user = resource
         for space in org.spaces:
-            SpaceAccess(
-                org.name, space.name, space.memberships, org_user, users, pulumi.ResourceOptions(parent=self)
+            access = SpaceAccess(
+                org.name, space.name, space.memberships, org_user, pulumi.ResourceOptions(parent=self)
             )
+            self.memberships.extend(access.memberships)
             for membership in space.memberships:
                 counts[f"{space.name}/{membership.role}"] = len(membership.members)
         self.register_outputs({"ownership": org.ownership, "members": counts})
 
 
+class Users(pulumi.ComponentResource):
+    """One ``cf:UserSet`` per UAA origin, ordered after every membership.
+
+    Memberships create the users they add, so nothing waits for users; and a leaver is
+    deprovisioned only after every membership has removed their roles.
+    """
+
+    def __init__(self, refs: Sequence[UserRef], memberships: Sequence[RoleMembership]) -> None:
+        super().__init__("cf-access:index:Users", "users", None, None)
+        by_origin: dict[str, list[str]] = defaultdict(list)
+        for ref in refs:
+            by_origin[ref.origin].append(ref.key)
+        opts = pulumi.ResourceOptions(parent=self, depends_on=list(memberships))
+        self.sets = {origin: UserSet(origin, keys, opts) for origin, keys in sorted(by_origin.items())}
+        self.register_outputs({"count": len(refs)})
+
+
 def declare(plan: AccessPlan) -> dict[str, OrgAccess]:
     """Register every resource of the plan; returns the org components by name."""
-    users = Users([user.ref for user in plan.users])
-    return {org.name: OrgAccess(org, users.by_key) for org in plan.orgs}
+    orgs = {org.name: OrgAccess(org) for org in plan.orgs}
+    Users([user.ref for user in plan.users], [m for org in orgs.values() for m in org.memberships])
+    return orgs

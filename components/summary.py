@@ -11,7 +11,7 @@ compares and renders. Pure: no I/O, no Pulumi.
   or **drift** when a refresh found the holder in CF without any mapping
   (``found in CF, not granted by any mapping``). In a scheduled drift check
   (``drift=True``) every change is drift by definition.
-* ``cf:User`` creates and deletes are listed; with ``deprovisionPolicy:
+* People joining and leaving the ``cf:UserSet`` maps are listed; with ``deprovisionPolicy:
   roles-only`` a delete only drops the user from cf-access's state.
 * Warnings and errors come from the preview's diagnostics; the mass-removal
   brake's warnings get their own callout.
@@ -31,7 +31,9 @@ from typing import Any, Literal
 MARKER = "<!-- cf-access-summary -->"
 GITHUB_COMMENT_LIMIT = 65_536
 MEMBERSHIP_TYPE = "pulumi-python:dynamic/cf:RoleMembership"
-USER_TYPE = "pulumi-python:dynamic/cf:User"
+USER_SET_TYPE = "pulumi-python:dynamic/cf:UserSet"
+# One resource per person, from cf-access versions before the user sets (retired).
+LEGACY_USER_TYPE = "pulumi-python:dynamic/cf:User"
 FOUND_IN_CF = "found in CF, not granted by any mapping"  # = providers.FOUND_IN_CF
 BRAKE_WORDS = ("mass-removal", "allowMassRemoval")
 REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
@@ -87,6 +89,7 @@ class PreviewSummary:
     deprovision_policy: str | None = None
     operations: dict[str, int] = field(default_factory=dict)
     membership_ops: Counter[str] = field(default_factory=Counter)
+    retired_user_resources: int = 0
 
     @property
     def first_run(self) -> bool:
@@ -105,7 +108,7 @@ class PreviewSummary:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.role_changes or self.user_changes or self.notes)
+        return bool(self.role_changes or self.user_changes or self.notes or self.retired_user_resources)
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.role_changes if c.action == action)
@@ -203,9 +206,12 @@ def parse_preview(data: Mapping[str, Any], *, drift: bool = False) -> PreviewSum
             seen.add(urn)
             summary.membership_ops["replace" if urn in replaced else op] += 1
             _membership_step(summary, step, op, urn in replaced, drift)
-        elif kind == USER_TYPE:
+        elif kind == USER_SET_TYPE:
             seen.add(urn)
-            _user_step(summary, step, op, urn in replaced)
+            _user_set_step(summary, step, op)
+        elif kind == LEGACY_USER_TYPE and op == "delete":
+            seen.add(urn)
+            summary.retired_user_resources += 1
 
     for diag in data.get("diagnostics") or []:
         if not isinstance(diag, Mapping):
@@ -270,16 +276,16 @@ def _membership_step(
         )
 
 
-def _user_step(summary: PreviewSummary, step: Mapping[str, Any], op: str, replaced: bool) -> None:
-    props = _inputs(step, "newState") or _inputs(step, "oldState")
-    user = f"{props.get('origin', '?')}/{props.get('username', '?')}"
-    if op == "create":
-        summary.user_changes.append(UserChange("create", user))
-    elif op == "delete":
-        summary.user_changes.append(UserChange("delete", user))
-    elif replaced:
-        summary.user_changes.append(UserChange("delete", user))
-        summary.user_changes.append(UserChange("create", user))
+def _user_set_step(summary: PreviewSummary, step: Mapping[str, Any], op: str) -> None:
+    before = set() if op == "create" else _user_keys(_inputs(step, "oldState"))
+    after = set() if op == "delete" else _user_keys(_inputs(step, "newState"))
+    summary.user_changes.extend(UserChange("create", user) for user in sorted(after - before))
+    summary.user_changes.extend(UserChange("delete", user) for user in sorted(before - after))
+
+
+def _user_keys(props: Mapping[str, Any]) -> set[str]:
+    users = props.get("users")
+    return {str(k) for k in users} if isinstance(users, Mapping) else set()
 
 
 # --------------------------------------------------------------------------- rendering
@@ -451,21 +457,29 @@ def _detail_lines(summary: PreviewSummary, drift: bool) -> list[_Entry]:
             lines.append(f"- {sign} {_code(c.user)} — {reason}")
             entries.append((lines, 1))
     users = summary.user_changes
-    if users:
+    if users or summary.retired_user_resources:
         entries.append((["", "#### Users", ""], 0))
-        for u in users:
-            if u.action == "create":
-                text = (
-                    f"- ➕ create {_code(u.user)} (UAA shadow user + CC user; adopted if they already exist)"
-                )
-            elif summary.deprovision_policy == "delete-user":
-                text = f"- ➖ delete {_code(u.user)} (CC user and UAA user; deprovisionPolicy delete-user)"
-            else:
-                text = (
-                    f"- ➖ stop tracking {_code(u.user)} (the CF user is kept; "
-                    f"deprovisionPolicy {summary.deprovision_policy or 'roles-only'})"
-                )
-            entries.append(([text], 1))
+    if summary.retired_user_resources:
+        text = (
+            f"- ♻️ upgrade: {_plural(summary.retired_user_resources, 'per-person `cf:User` resource')} "
+            "from an earlier cf-access version leave the state; users are now tracked in `cf:UserSet`. "
+            "No CF change, except that with deprovisionPolicy delete-user a person left without any "
+            "role after this run is deleted (docs/operations.md, Upgrading)"
+        )
+        entries.append(([text], 0))
+    for u in users:
+        if u.action == "create":
+            text = (
+                f"- ➕ create {_code(u.user)} (UAA shadow user + CC user; adopted if they already exist)"
+            )
+        elif summary.deprovision_policy == "delete-user":
+            text = f"- ➖ delete {_code(u.user)} (CC user and UAA user; deprovisionPolicy delete-user)"
+        else:
+            text = (
+                f"- ➖ stop tracking {_code(u.user)} (the CF user is kept; "
+                f"deprovisionPolicy {summary.deprovision_policy or 'roles-only'})"
+            )
+        entries.append(([text], 1))
     return entries
 
 

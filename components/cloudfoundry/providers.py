@@ -1,4 +1,4 @@
-"""Dynamic providers: CF users and role memberships.
+"""Dynamic providers: CF user sets and role memberships.
 
 Rules that shape this module (see ../shared/DESIGN.md):
 - Credentials come from the stack config through ``configure()``; the
@@ -32,6 +32,7 @@ from pulumi.dynamic import (
 )
 
 from components.audit import AuditAction, AuditTrail, audit_trail_from_config
+from components.cloudfoundry.models import CfUser
 from components.cloudfoundry.session import Session, session_from_config
 from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
 
@@ -64,6 +65,13 @@ class _SessionProvider(ResourceProvider):
         if self._audit is not None:
             self._audit.record(action, user, scope, role, reason, operation=operation)
 
+    def ensure_user(self, key: str, reason: str, operation: str) -> CfUser:
+        """The CF user for a member key, created (and audited once) when missing."""
+        user, created = self.session.ensure_user(key)
+        if created:
+            self.audit("create-user", key, None, None, reason, operation)
+        return user
+
     @property
     def session(self) -> Session:
         if self._session is None:
@@ -87,37 +95,144 @@ class _SessionProvider(ResourceProvider):
 # Users
 # ---------------------------------------------------------------------------
 
+# The value of every entry in a user set's map. Constant on purpose: a person's grants
+# are shown by the memberships; the user set's diff should only move when someone
+# joins or leaves cf-access's care, so it reads as "+ key" / "- key".
+USER_SET_ENTRY = "managed by cf-access"
 
-class UserProvider(_SessionProvider):
-    """One CF user (UAA shadow user + Cloud Controller user), id = CC guid."""
+
+def _users(props: dict[str, Any]) -> dict[str, str]:
+    users = props.get("users") or {}
+    return {str(k): str(v) for k, v in users.items()}
+
+
+class UserSetProvider(_SessionProvider):
+    """Every CF user cf-access manages for one UAA origin (one resource, a map of users).
+
+    Memberships create the users they need (a role needs its user), so on an initial
+    run this resource only confirms them from the bulk user list. It is ordered after
+    every membership, so on update it deprovisions leavers *after* their roles went:
+    ``deprovisionPolicy: delete-user`` deletes the CC user and the UAA user,
+    ``roles-only`` just stops tracking them. Refresh drops users deleted by hand, so
+    the next ``up`` re-creates them. id = ``users:<origin>``.
+    """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = []
-        for name in ("origin", "username"):
-            value = news.get(name)
-            if not isinstance(value, str) or not value or value != value.strip():
-                failures.append(
-                    CheckFailure(name, f"{name} must be a non-empty string without surrounding spaces")
-                )
+        failures: list[CheckFailure] = []
+        origin = news.get("origin")
+        if not isinstance(origin, str) or not origin or origin != origin.strip():
+            failures.append(
+                CheckFailure("origin", "origin must be a non-empty string without surrounding spaces")
+            )
+        for key in _users(news):
+            try:
+                ref = UserRef.parse(key)
+            except ValueError as exc:
+                failures.append(CheckFailure("users", str(exc)))
+                continue
+            if ref.origin != origin:
+                failures.append(CheckFailure("users", f"user {key!r} does not belong to origin {origin!r}"))
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("origin", "username") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+        replaces = ["origin"] if olds.get("origin") != news.get("origin") else []
+        changed = bool(replaces) or _users(olds) != _users(news)
+        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
+
+    def _outs(self, origin: str, users: dict[str, str]) -> dict[str, Any]:
+        return {"origin": origin, "users": dict(sorted(users.items()))}
+
+    def _ensure_all(self, keys: list[str], operation: str) -> None:
+        def ensure(key: str) -> None:
+            if not self.session.is_protected(key):
+                self.ensure_user(key, "a mapping grants this user a role", operation)
+
+        self.session.client.map_concurrently(ensure, keys)
+
+    def _deprovision_all(self, keys: list[str], operation: str) -> None:
+        session = self.session
+        if session.deprovision_policy != "delete-user":
+            return  # roles-only: the memberships already removed the roles
+        session.client.map_concurrently(lambda key: self._delete_user(key, operation), keys)
+
+    def _delete_user(self, key: str, operation: str) -> None:
+        session = self.session
+        if session.is_protected(key):
+            log.warning("not deleting protected user %s", key)
+            return
+        user = session.find_user(key)
+        if user is None:
+            return  # already gone
+        ref = UserRef.parse(key)
+        # Roles in scopes that left the mappings are deleted only after this (the engine
+        # deletes removed resources last); CC deletes them with the user: say so.
+        for scope_label, role_type in session.roles_of_user(user.guid):
+            reason = "removed with the user (deprovisionPolicy: delete-user)"
+            self.audit("remove", key, scope_label, role_type, reason, operation)
+        uaa_user = session.client.find_uaa_user(ref.username, ref.origin)
+        session.client.delete_user(user.guid)
+        session.forget_user(user.guid)
+        if uaa_user is not None:
+            session.client.delete_uaa_user(uaa_user.id)
+        self.audit("delete-user", key, None, None, "no mapping grants this user anything", operation)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        key = UserRef(origin=props["origin"], username=props["username"]).key
-        existed = self.session.find_user(key) is not None
-        user = self.session.ensure_user(key)
-        if not existed:
-            self.audit("create-user", key, None, None, "a mapping grants this user a role", "create")
-        return CreateResult(id_=user.guid, outs={"origin": props["origin"], "username": props["username"]})
+        users = _users(props)
+        self._ensure_all(sorted(users), "create")
+        return CreateResult(id_=f"users:{props['origin']}", outs=self._outs(props["origin"], users))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        before, after = _users(olds), _users(news)
+        joined = sorted(after.keys() - before.keys())
+        left = sorted(before.keys() - after.keys())
+        if joined or left:
+            log.info("users:%s: %d joined, %d left", news["origin"], len(joined), len(left))
+        self._ensure_all(joined, "update")
+        self._deprovision_all(left, "update")
+        return UpdateResult(outs=self._outs(news["origin"], after))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # From the bulk user list (one paged read per process), not a GET per user.
+        session = self.session
+        present = {
+            k: v
+            for k, v in _users(props).items()
+            if session.is_protected(k) or session.find_user(k) is not None
+        }
+        outs = self._outs(str(props.get("origin")), present)
+        return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        self._deprovision_all(sorted(_users(props)), "delete")
+
+
+class UserProvider(_SessionProvider):
+    """Retired: one ``cf:User`` resource per person (cf-access before the user sets).
+
+    Kept so that stacks created by earlier versions upgrade safely: the new program no
+    longer registers ``cf:User`` resources, so the engine deletes them from state at the
+    end of the first run (after every membership and user set has converged). That
+    delete must not deprovision people who are now tracked by a user set, so it only
+    deletes a CF user (``deprovisionPolicy: delete-user``) who holds no role at all
+    in the foundation any more: a leaver in the same run. Everyone else is just
+    forgotten. docs/operations.md has the faster state-only upgrade.
+    """
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult(news, [])
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=False, replaces=[], delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        raise RuntimeError(
+            "cf:User resources are retired: users are tracked by cf:UserSet; "
+            "this program version does not create cf:User"
+        )
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         user = self.session.user_by_guid(id_)
         if user is None:
-            # Deleted by hand: drop it from state so the next up re-creates it.
             return ReadResult(id_=None, outs={})
         outs = {"origin": props.get("origin"), "username": props.get("username")}
         return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
@@ -125,12 +240,10 @@ class UserProvider(_SessionProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         session = self.session
         key = UserRef(origin=props["origin"], username=props["username"]).key
-        if session.is_protected(key):
-            log.warning("not deleting protected user %s", key)
+        if session.deprovision_policy != "delete-user" or session.is_protected(key):
             return
-        if session.deprovision_policy != "delete-user":
-            # roles-only: the membership resources already removed the roles.
-            return
+        if session.user_by_guid(id_) is None or session.holds_any_role(id_):
+            return  # gone already, or still has access: now tracked by a user set
         uaa_user = session.client.find_uaa_user(props["username"], props["origin"])
         session.client.delete_user(id_)
         session.forget_user(id_)
@@ -221,7 +334,7 @@ class MembershipProvider(_SessionProvider):
             )
 
         def add(key: str) -> None:
-            user = session.ensure_user(key)
+            user = self.ensure_user(key, "a mapping grants this user a role", operation)
             if session.role_guid(scope_guid, role_type, user.guid) is not None:
                 return
             if props.get("space"):

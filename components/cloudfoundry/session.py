@@ -37,16 +37,21 @@ class RoleIndex:
         default_factory=lambda: defaultdict(dict)
     )
 
+    # user guid -> {(scope guid, role type)}: every role the user holds, org or space
+    roles_of_user: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
+
     def add(self, role: Role) -> None:
         scope = role.space_guid or role.org_guid
         if scope is None:
             return
         self.holders[(scope, role.type)][role.user_guid] = role.guid
+        self.roles_of_user[role.user_guid].add((scope, role.type))
         if role.space_guid is not None:
             self.space_roles_of_user[role.user_guid][(role.space_guid, role.type)] = role.guid
 
     def remove(self, scope_guid: str, role_type: str, user_guid: str) -> None:
         self.holders.get((scope_guid, role_type), {}).pop(user_guid, None)
+        self.roles_of_user.get(user_guid, set()).discard((scope_guid, role_type))
         self.space_roles_of_user.get(user_guid, {}).pop((scope_guid, role_type), None)
 
 
@@ -67,6 +72,7 @@ class Session:
         self._spaces: dict[tuple[str, str], Space] | None = None
         self._users_by_key: dict[str, CfUser] | None = None
         self._users_by_guid: dict[str, CfUser] = {}
+        self._user_locks: dict[str, threading.Lock] = {}
         self._roles: RoleIndex | None = None
 
     # -- protection -----------------------------------------------------
@@ -154,22 +160,33 @@ class Session:
             self._load_users()
             return self._users_by_guid.get(guid)
 
-    def ensure_user(self, key: str) -> CfUser:
-        """The CF user for a member key, creating the UAA shadow user and the
-        CC user when missing (idempotent: existing ones are adopted)."""
+    def ensure_user(self, key: str) -> tuple[CfUser, bool]:
+        """The CF user for a member key and whether this call created it.
+
+        Creates the UAA shadow user and the CC user when missing (both creates
+        adopt existing users, so this is idempotent). Several memberships add the
+        same joiner at once (every org and space they join), so creation is
+        serialised per key: one create, one audit record, the rest read the cache.
+        """
         existing = self.find_user(key)
         if existing is not None:
-            return existing
-        ref = UserRef.parse(key)
-        # Not in the bulk user list: create directly (both creates adopt existing users).
-        user = self.client.ensure_user(ref.username, ref.origin, probably_missing=True)
+            return existing, False
         with self._lock:
-            self._load_users()
-            self._remember_user(user)
-            # ensure_user returns the username as UAA holds it; index by our key too.
-            assert self._users_by_key is not None
-            self._users_by_key[key] = user
-        return user
+            key_lock = self._user_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            existing = self.find_user(key)
+            if existing is not None:
+                return existing, False
+            ref = UserRef.parse(key)
+            # Not in the bulk user list: create directly.
+            user = self.client.ensure_user(ref.username, ref.origin, probably_missing=True)
+            with self._lock:
+                self._load_users()
+                self._remember_user(user)
+                # ensure_user returns the username as UAA holds it; index by our key too.
+                assert self._users_by_key is not None
+                self._users_by_key[key] = user
+        return user, True
 
     def forget_user(self, guid: str) -> None:
         with self._lock:
@@ -182,6 +199,7 @@ class Session:
                 for holders in self._roles.holders.values():
                     holders.pop(guid, None)
                 self._roles.space_roles_of_user.pop(guid, None)
+                self._roles.roles_of_user.pop(guid, None)
 
     # -- roles ----------------------------------------------------------------
     def roles(self) -> RoleIndex:
@@ -224,6 +242,28 @@ class Session:
         with self._lock:
             held = dict(index.space_roles_of_user.get(user_guid, {}))
         return [(space, role_type, guid) for (space, role_type), guid in held.items() if space in spaces]
+
+    def holds_any_role(self, user_guid: str) -> bool:
+        """Whether the user holds any org or space role in the foundation (cache)."""
+        index = self.roles()
+        with self._lock:
+            return bool(index.roles_of_user.get(user_guid))
+
+    def roles_of_user(self, user_guid: str) -> list[tuple[str, str]]:
+        """(scope label, role type) of every role the user holds now (cache), sorted."""
+        index = self.roles()
+        with self._lock:
+            held = list(index.roles_of_user.get(user_guid, ()))
+        return sorted((self._scope_label(scope), role_type) for scope, role_type in held)
+
+    def _scope_label(self, scope_guid: str) -> str:
+        with self._lock:
+            self._load_scopes()
+            assert self._orgs is not None
+            for org in self._orgs.values():
+                if org.guid == scope_guid:
+                    return org.name
+        return self.space_label(scope_guid)
 
     def record_created(self, role: Role) -> None:
         index = self.roles()

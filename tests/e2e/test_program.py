@@ -79,11 +79,14 @@ def revoke_by_hand(env: Foundation, key: str, role_type: str, scope: str) -> Non
 def test_create_noop_joiner_leaver(env: Foundation) -> None:
     # (a) empty foundation: the preview names every person and membership.
     preview = env.stack.preview().output
-    assert "pulumi-python:dynamic/cf:User: (create)" in preview
+    # users: one map per UAA origin (not one resource per person)
+    assert "pulumi-python:dynamic/cf:UserSet: (create)" in preview
     assert (
-        f"[urn=urn:pulumi:{env.stack.stack}::cf-access::cf-access:index:Users$pulumi-python:dynamic/cf:User::{ALICE}]"
+        f"[urn=urn:pulumi:{env.stack.stack}::cf-access::cf-access:index:Users$pulumi-python:dynamic/cf:UserSet::users:{ORIGIN}]"
         in preview
     )
+    assert re.search(rf'{re.escape(ALICE)}\s*: "managed by cf-access"', preview)
+    assert "cf:User:" not in preview
     assert re.search(
         rf'{re.escape(ALICE)}\s*: "group directory:payments-leads \(mappings/payments.yaml:\d+\)"', preview
     )
@@ -122,8 +125,10 @@ def test_create_noop_joiner_leaver(env: Foundation) -> None:
     assert "group directory:payments-oncall returned no active members" in guarded.output
     env.stack.config_set_list("allowEmptyGroups", ["directory:payments-oncall"])
     diff = env.stack.preview().output
-    # dev developer, prod developer, prod auditor, organization_user
-    assert member_lines(diff, "-", CAROL) == 4
+    # dev developer, prod developer, prod auditor, organization_user; and the user set
+    # stops tracking her (roles-only keeps the CF user)
+    assert member_lines(diff, "-", CAROL) == 5
+    assert member_lines(diff, "-", CAROL, "managed by cf-access") == 1
     assert member_lines(diff, "+", CAROL) == 0
     env.stack.up()
     assert [r for r in env.roles() if r[0] == CAROL] == []
@@ -138,7 +143,9 @@ def test_leaver_deleted_with_delete_user_policy(tmp_path: Path) -> None:
         env.stack.up()
         env.set_status("dave@corp.com", "DEPROVISIONED")
         diff = env.stack.preview().output
-        assert "pulumi-python:dynamic/cf:User: (delete)" in diff
+        # dave leaves the user set; his roles go first (the set is ordered after every membership)
+        assert member_lines(diff, "-", DAVE, "managed by cf-access") == 1
+        assert member_lines(diff, "-", DAVE, "group directory:") >= 1
         env.stack.up()
         assert [r for r in env.roles() if r[0] == DAVE] == []
         with cf(env) as client:
@@ -171,6 +178,21 @@ def test_drift_is_reported_and_repaired(env: Foundation) -> None:
     assert env.stack.preview("--refresh", "--expect-no-changes").ok
     env.stack.up("--refresh")
     assert (MALLORY, "space_developer", "platform/tools") in env.roles()
+    assert env.stack.preview("--refresh", "--expect-no-changes").ok
+
+    # (h) a user deleted by hand (CC deletes their roles with them) is re-created.
+    carol_roles = [r for r in env.roles() if r[0] == CAROL]
+    assert carol_roles
+    with cf(env) as client:
+        (carol,) = client.list_users(usernames=["carol@corp.com"], origins=[ORIGIN])
+        client.delete_user(carol.guid)
+    assert [r for r in env.roles() if r[0] == CAROL] == []
+    drift = env.stack.preview("--refresh", "--expect-no-changes", check=False)
+    assert not drift.ok
+    assert member_lines(drift.output, "+", CAROL, "managed by cf-access") == 1
+    assert member_lines(drift.output, "+", CAROL, "group directory:") >= 1
+    env.stack.up("--refresh")
+    assert [r for r in env.roles() if r[0] == CAROL] == carol_roles
     assert env.stack.preview("--refresh", "--expect-no-changes").ok
 
 

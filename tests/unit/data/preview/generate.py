@@ -102,9 +102,16 @@ def s_add(env: Foundation) -> str:
     return preview_json(env)
 
 
+def carol_leaves(env: Foundation, status: str) -> None:
+    """Carol is payments-oncall's only member: her leaving empties the group, which the
+    empty-group guard refuses unless the group is allowed to be empty."""
+    env.stack.config_set_list("allowEmptyGroups", ["directory:payments-oncall"])
+    env.set_status("carol@corp.com", status)
+
+
 def s_remove(env: Foundation) -> str:
     env.stack.up()
-    env.set_status("carol@corp.com", "SUSPENDED")
+    carol_leaves(env, "SUSPENDED")
     return preview_json(env)
 
 
@@ -116,7 +123,7 @@ def s_user_create(env: Foundation) -> str:
 
 def s_user_delete(env: Foundation) -> str:
     env.stack.up()
-    env.set_status("carol@corp.com", "DEPROVISIONED")
+    carol_leaves(env, "DEPROVISIONED")
     return preview_json(env)
 
 
@@ -147,7 +154,7 @@ def s_change(env: Foundation) -> str:
     """The sample PR: a joiner, a leaver, a new person, a grant expiring soon."""
     env.stack.up()
     env.add_to_group("payments-dev", "judy@corp.com")
-    env.set_status("carol@corp.com", "SUSPENDED")
+    carol_leaves(env, "SUSPENDED")
     add_person(env, "kim@corp.com", "data-engineers")
     expire_soon(env, 3)
     return preview_json(env)
