@@ -17,6 +17,7 @@ per-person resources were 80% of the program's registrations and of its run time
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from pulumi.dynamic import Resource
 from components.cloudfoundry.providers import USER_SET_ENTRY, MembershipProvider, UserSetProvider
 from components.model import ORG_USER, Membership, UserRef
 from components.plan import AccessPlan, OrgPlan
+from components.pulumi_sdk import drain_outputs_in_batches, quiet_sdk_debug_logs, serialize_providers_once
 
 # One provider instance of each kind: dill pickles the class by reference, plus the
 # stack name (for the audit trail; the engine does not tell dynamic providers).
@@ -34,38 +36,10 @@ _USER_SET_PROVIDER = UserSetProvider(stack=pulumi.get_stack())
 _MEMBERSHIP_PROVIDER = MembershipProvider(stack=pulumi.get_stack())
 
 
-def _serialize_our_providers_once() -> None:
-    """Serialize each of our two provider objects once per program run, not once per resource.
-
-    The SDK (pulumi 3.260 ``dynamic.serialize_provider``) wraps ``pickle._Pickler._batch_setitems``
-    in a new sorting closure on every call and never restores it, so the N-th dynamic resource
-    pickles through N nested wrappers: past ~960 resources in one program the default recursion
-    limit is hit (RecursionError, pulumi/pulumi#17803) - the M and L benchmarks (2,000 and 10,000
-    users) cannot run without this. Our providers pickle to the same bytes every time (class by
-    reference, ``__getstate__`` -> {}) and capture no Outputs, so caching is exact; it also saves
-    the dill call per resource (pulumi/pulumi#6675). Other providers are left to the SDK.
-    """
-    from pulumi.dynamic import dynamic
-
-    original = dynamic.serialize_provider
-    if getattr(original, "_cf_access_once", False):
-        return
-    cache: dict[int, str] = {}
-    ours = (_USER_SET_PROVIDER, _MEMBERSHIP_PROVIDER)
-
-    def serialize_provider(provider: Any) -> str:
-        if not any(provider is p for p in ours):
-            return str(original(provider))
-        key = id(provider)
-        if key not in cache:
-            cache[key] = str(original(provider))
-        return cache[key]
-
-    serialize_provider._cf_access_once = True  # type: ignore[attr-defined]
-    dynamic.serialize_provider = serialize_provider
-
-
-_serialize_our_providers_once()
+# Measured SDK costs at scale (components/pulumi_sdk.py, docs/performance.md).
+serialize_providers_once((_USER_SET_PROVIDER, _MEMBERSHIP_PROVIDER))
+drain_outputs_in_batches()
+quiet_sdk_debug_logs(os.environ)
 
 
 class UserSet(Resource, module="cf", name="UserSet"):

@@ -33,7 +33,7 @@ LEGACY_TYPE = "pulumi-python:dynamic/cf:User"
 
 def legacy_state(deployment: dict[str, Any], stack: str, guids: dict[str, str]) -> dict[str, Any]:
     """The deployment as cf-access before the user sets left it: no user set, one
-    ``cf:User`` per person under the ``users`` component."""
+    ``cf:User`` per person under the ``users`` component, memberships depending on them."""
     resources: list[dict[str, Any]] = deployment["deployment"]["resources"]
     user_set = next(r for r in resources if r["type"] == USER_SET_TYPE)
     provider = serialize_provider(UserProvider(stack=stack))
@@ -53,11 +53,19 @@ def legacy_state(deployment: dict[str, Any], stack: str, guids: dict[str, str]) 
                 "provider": user_set["provider"],
             }
         )
-    kept = [r for r in resources if r is not user_set]
-    # after their parent and the default provider (whichever the new program registered last)
+    # The old program made every membership depend on its members' cf:User resources.
+    legacy_urn = {r["inputs"]["origin"] + "/" + r["inputs"]["username"]: r["urn"] for r in legacy}
+    for r in resources:
+        if r["type"] == "pulumi-python:dynamic/cf:RoleMembership":
+            members = sorted(r["inputs"].get("members") or {})
+            r["dependencies"] = [*(r.get("dependencies") or []), *(legacy_urn[k] for k in members)]
+    # State lists dependencies first: the old program registered its users before any org,
+    # so the Users component and its cf:User go right after the default provider.
+    component = next(r for r in resources if r["urn"] == user_set["parent"])
+    kept = [r for r in resources if r is not user_set and r is not component]
     provider_urn = user_set["provider"].rpartition("::")[0]
-    at = 1 + max(i for i, r in enumerate(kept) if r["urn"] in (user_set["parent"], provider_urn))
-    deployment["deployment"]["resources"] = kept[:at] + legacy + kept[at:]
+    at = 1 + next(i for i, r in enumerate(kept) if r["urn"] == provider_urn)
+    deployment["deployment"]["resources"] = [*kept[:at], component, *legacy, *kept[at:]]
     return deployment
 
 
