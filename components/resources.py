@@ -5,8 +5,7 @@ they stay stable across runs and read well in previews:
 
     cf-access:index:OrgAccess                  payments
       pulumi-python:dynamic/cf:RoleMembership    payments:organization_user
-      cf-access:index:SpaceAccess                payments/dev
-        pulumi-python:dynamic/cf:RoleMembership  payments/dev:space_developer
+      pulumi-python:dynamic/cf:RoleMembership    payments/dev:space_developer
     cf-access:index:Users                      users
       pulumi-python:dynamic/cf:UserSet           users:corp-sso
 
@@ -28,7 +27,12 @@ from pulumi.dynamic import Resource
 from components.cloudfoundry.providers import USER_SET_ENTRY, MembershipProvider, UserSetProvider
 from components.model import ORG_USER, Membership, UserRef
 from components.plan import AccessPlan, OrgPlan
-from components.pulumi_sdk import drain_outputs_in_batches, quiet_sdk_debug_logs, serialize_providers_once
+from components.pulumi_sdk import (
+    drain_outputs_in_batches,
+    keep_only_source_positions,
+    quiet_sdk_debug_logs,
+    serialize_providers_once,
+)
 
 # One provider instance of each kind: dill pickles the class by reference, plus the
 # stack name (for the audit trail; the engine does not tell dynamic providers).
@@ -40,6 +44,7 @@ _MEMBERSHIP_PROVIDER = MembershipProvider(stack=pulumi.get_stack())
 serialize_providers_once((_USER_SET_PROVIDER, _MEMBERSHIP_PROVIDER))
 drain_outputs_in_batches()
 quiet_sdk_debug_logs(os.environ)
+keep_only_source_positions()
 
 
 class UserSet(Resource, module="cf", name="UserSet"):
@@ -64,26 +69,15 @@ class RoleMembership(Resource, module="cf", name="RoleMembership"):
         super().__init__(_MEMBERSHIP_PROVIDER, f"{membership.scope.label}:{membership.role}", props, opts)
 
 
-class SpaceAccess(pulumi.ComponentResource):
-    def __init__(
-        self,
-        org: str,
-        name: str,
-        memberships: Sequence[Membership],
-        org_user: RoleMembership | None,
-        opts: pulumi.ResourceOptions,
-    ) -> None:
-        super().__init__("cf-access:index:SpaceAccess", f"{org}/{name}", None, opts)
-        # A space role needs organization_user first (CC returns 422 otherwise).
-        deps: list[pulumi.Resource] = [org_user] if org_user is not None else []
-        self.memberships = [
-            RoleMembership(membership, pulumi.ResourceOptions(parent=self, depends_on=deps))
-            for membership in memberships
-        ]
-        self.register_outputs({})
-
-
 class OrgAccess(pulumi.ComponentResource):
+    """An org's memberships: its org roles and the roles of each of its spaces.
+
+    Space memberships are children of the org (their names carry the space). Until
+    this version they sat under a ``SpaceAccess`` component per space; an alias keeps
+    their identity, so upgrading is a no-op (2,000 fewer components to register at
+    10,000 people, docs/performance.md).
+    """
+
     def __init__(self, org: OrgPlan) -> None:
         super().__init__("cf-access:index:OrgAccess", org.name, None, None)
         org_user: RoleMembership | None = None
@@ -95,14 +89,21 @@ class OrgAccess(pulumi.ComponentResource):
             counts[membership.role] = len(membership.members)
             if membership.role == ORG_USER:
                 org_user = resource
+        # A space role needs organization_user first (CC returns 422 otherwise).
+        deps: list[pulumi.Resource] = [org_user] if org_user is not None else []
         for space in org.spaces:
-            access = SpaceAccess(
-                org.name, space.name, space.memberships, org_user, pulumi.ResourceOptions(parent=self)
-            )
-            self.memberships.extend(access.memberships)
+            was_under = pulumi.Alias(parent=_space_access_urn(org.name, space.name))
             for membership in space.memberships:
+                opts = pulumi.ResourceOptions(parent=self, depends_on=deps, aliases=[was_under])
+                self.memberships.append(RoleMembership(membership, opts))
                 counts[f"{space.name}/{membership.role}"] = len(membership.members)
         self.register_outputs({"ownership": org.ownership, "members": counts})
+
+
+def _space_access_urn(org: str, space: str) -> str:
+    """The URN of the retired per-space component (the parent of space memberships before)."""
+    parent_type = "cf-access:index:OrgAccess$cf-access:index:SpaceAccess"
+    return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{parent_type}::{org}/{space}"
 
 
 class Users(pulumi.ComponentResource):

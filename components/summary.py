@@ -469,9 +469,7 @@ def _detail_lines(summary: PreviewSummary, drift: bool) -> list[_Entry]:
         entries.append(([text], 0))
     for u in users:
         if u.action == "create":
-            text = (
-                f"- ➕ create {_code(u.user)} (UAA shadow user + CC user; adopted if they already exist)"
-            )
+            text = f"- ➕ create {_code(u.user)} (UAA shadow user + CC user; adopted if they already exist)"
         elif summary.deprovision_policy == "delete-user":
             text = f"- ➖ delete {_code(u.user)} (CC user and UAA user; deprovisionPolicy delete-user)"
         else:

@@ -40,10 +40,10 @@ USER_KEYS = ("username", "email", "status", "display_name", "id")
 TOP_KEYS = ("users", "groups")
 
 
-
 # A directory file is a whole IdP export (10,000 people take about 1 MB), unlike a
 # mapping file (one org, capped at 1 MB): allow 64 MB before refusing to parse it.
 DIRECTORY_MAX_FILE_BYTES = 64 * 1024 * 1024
+
 
 class DirectoryError(IdentityReadError):
     """The directory file is invalid; ``problems`` names file:line for each."""

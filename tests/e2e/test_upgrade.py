@@ -106,3 +106,66 @@ def test_upgrade_from_per_person_users_deletes_only_the_leaver(tmp_path: Path) -
         assert LEGACY_TYPE not in types
         assert types.count(USER_SET_TYPE) == 1
         assert env.stack.preview("--refresh", "--expect-no-changes").ok
+
+
+SPACE_ACCESS = "cf-access:index:SpaceAccess"
+MEMBERSHIP_TYPE = "pulumi-python:dynamic/cf:RoleMembership"
+
+
+def per_space_components_state(deployment: dict[str, Any], stack: str) -> dict[str, Any]:
+    """The deployment as versions with a ``SpaceAccess`` component per space left it: space
+    memberships are children of ``OrgAccess$SpaceAccess::<org>/<space>``."""
+    resources: list[dict[str, Any]] = deployment["deployment"]["resources"]
+    prefix = f"urn:pulumi:{stack}::cf-access::"
+    out: list[dict[str, Any]] = []
+    created: set[str] = set()
+    for r in resources:
+        space = r["inputs"].get("space") if r["type"] == MEMBERSHIP_TYPE else None
+        if space:
+            org = r["inputs"]["org"]
+            component = f"{prefix}cf-access:index:OrgAccess${SPACE_ACCESS}::{org}/{space}"
+            if component not in created:
+                created.add(component)
+                out.append({"urn": component, "custom": False, "type": SPACE_ACCESS, "parent": r["parent"]})
+            name = r["urn"].rpartition("::")[2]
+            r = {
+                **r,
+                "urn": f"{prefix}cf-access:index:OrgAccess${SPACE_ACCESS}${MEMBERSHIP_TYPE}::{name}",
+                "parent": component,
+            }
+        out.append(r)
+    kept = [r for r in out if r["type"] != SPACE_ACCESS]
+    renamed = {a["urn"]: b["urn"] for a, b in zip(resources, kept, strict=True)}
+    for r in out:
+        if r.get("dependencies"):
+            r["dependencies"] = [renamed.get(u, u) for u in r["dependencies"]]
+    deployment["deployment"]["resources"] = out
+    return deployment
+
+
+def test_upgrade_from_per_space_components_changes_nothing_in_cf(tmp_path: Path) -> None:
+    with foundation(tmp_path) as env:
+        env.stack.up()
+        old = per_space_components_state(env.stack.export(), env.stack.stack)
+        n_spaces = sum(1 for r in old["deployment"]["resources"] if r["type"] == SPACE_ACCESS)
+        assert n_spaces >= 4
+        state_file = tmp_path / "old-state.json"
+        state_file.write_text(json.dumps(old))
+        env.stack.run("stack", "import", "--file", str(state_file))
+
+        preview = json.loads(env.stack.run("preview", "--json").output)
+        ops = {(s["op"], s["urn"].rpartition("::")[0].rpartition("$")[2]) for s in preview["steps"]}
+        assert ("delete", SPACE_ACCESS) in ops, "the old components leave the state"
+        membership_ops = {op for op, kind in ops if kind == MEMBERSHIP_TYPE}
+        assert membership_ops <= {"same"}, f"memberships keep their identity (alias): {membership_ops}"
+        assert preview["changeSummary"].get("delete") == n_spaces, preview["changeSummary"]
+        assert set(preview["changeSummary"]) <= {"delete", "same"}, preview["changeSummary"]
+
+        before = env.roles()
+        env.control.reset_counters()
+        env.stack.up()
+        assert env.control.counters()["writes"] == 0, "no CF write"
+        assert env.roles() == before == env.expected()
+        types = [r["type"] for r in env.stack.export()["deployment"]["resources"]]
+        assert SPACE_ACCESS not in types
+        assert env.stack.preview("--refresh", "--expect-no-changes").ok
