@@ -104,3 +104,32 @@ def test_sdk_debug_logs_dropped_unless_asked(monkeypatch: pytest.MonkeyPatch) ->
     pulumi.log.debug("registering resource: ty=cf:RoleMembership")
     assert sent == ["kept"], "the SDK's debug chatter no longer reaches the engine"
     assert pulumi_sdk.quiet_sdk_debug_logs({}), "idempotent"
+
+
+def test_stack_traces_keep_only_the_source_position(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi.runtime import resource
+    from pulumi.runtime.proto import source_pb2
+
+    def frame(line: int) -> Any:
+        return source_pb2.StackFrame(pc=source_pb2.SourcePosition(uri="file:///p/resources.py", line=line))
+
+    full = source_pb2.StackTrace(frames=[frame(64), frame(93), frame(640)])
+    monkeypatch.setattr(resource, "_get_stack_trace", lambda: full)
+    assert pulumi_sdk.keep_only_source_positions()
+    trimmed = resource._get_stack_trace()
+    assert [f.pc.line for f in trimmed.frames] == [64]
+    assert resource._get_source_position(trimmed) == resource._get_source_position(full), (
+        "sourcePosition unchanged"
+    )
+    assert pulumi_sdk.keep_only_source_positions(), "idempotent"
+    assert [f.pc.line for f in resource._get_stack_trace().frames] == [64]
+
+
+def test_stack_traces_left_alone_on_another_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi.runtime import resource
+
+    sentinel = object()
+    monkeypatch.setattr(resource, "_get_stack_trace", lambda: sentinel)
+    monkeypatch.setattr(pulumi_sdk, "sdk_version", lambda: "9.9.9")
+    assert not pulumi_sdk.keep_only_source_positions()
+    assert resource._get_stack_trace() is sentinel
