@@ -26,6 +26,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -136,6 +137,14 @@ def minimum_calls(
 # ---------------------------------------------------------------------------------------------
 # Sandbox process
 # ---------------------------------------------------------------------------------------------
+
+
+def disable_cli_log(pulumi_home: Path) -> None:
+    """The CLI (3.260) writes a debug log of every resource's properties to $PULUMI_HOME/logs on
+    every run and has no switch for it; when ``logs`` is a file it cannot, and skips it."""
+    logs = pulumi_home / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.write_text("cf-access: automatic CLI logging off (docs/performance.md)\n")
 
 
 def free_port() -> int:
@@ -354,12 +363,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds per run (default by size)")
     parser.add_argument("--label", default="")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--no-cli-log",
+        action="store_true",
+        help="turn off the CLI's automatic debug log ($PULUMI_HOME/logs; docs/performance.md)",
+    )
+    parser.add_argument(
+        "--cli-profile",
+        action="store_true",
+        help="pulumi --profiling: Go CPU/memory profiles per run in <work dir>/profile.<pid>.* (keeps it)",
+    )
     args = parser.parse_args(argv)
 
     size: Size = SIZES[args.size]
     phases = [p for p in args.phases.split(",") if p]
     timeout = args.timeout or TIMEOUTS[size.name]
     extra = ["--parallel", str(args.parallel)] if args.parallel else []
+    args.keep = args.keep or args.cli_profile
     label = args.label or "-".join(
         x
         for x in (
@@ -375,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     foundation = Foundation.generate(size)
     foundation.write(*files)
     print(f"[bench] {size.name}: work dir {work}", flush=True)
+    if args.cli_profile:
+        extra += ["--profiling", str(work / "profile")]
 
     sandbox = Sandbox(work / "sandbox.log")
     runs: list[Run] = []
@@ -384,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         stack = new_stack(REPO, work, prefix=f"bench{size.name.lower()}")
         configure(stack, sandbox.url, files, args.concurrency)
         env = dict(stack.env)
+        if args.no_cli_log:
+            disable_cli_log(Path(env["PULUMI_HOME"]))
         if args.skip_checkpoints:
             env["PULUMI_SKIP_CHECKPOINTS"] = "true"
         churned: dict[str, list[str]] | None = None
