@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 from pydantic import (
     BaseModel,
@@ -48,25 +48,18 @@ from pydantic import (
 
 from components.identity.base import IdentitySource
 from components.identity.concurrency import RetryPolicy
-from components.identity.directory import DirectorySource
-from components.identity.entra import (
+from components.identity.defaults import (
     DEFAULT_AUTHORITY,
     DEFAULT_GRAPH_BASE_URL,
     DEFAULT_GRAPH_SCOPE,
-    EntraAuth,
-    EntraCertificateAuth,
-    EntraClientSecretAuth,
-    EntraSource,
-    EntraWorkloadIdentityAuth,
-)
-from components.identity.okta import (
     OKTA_READ_SCOPES,
-    OktaApiTokenAuth,
-    OktaAuth,
-    OktaPrivateKeyAuth,
-    OktaSource,
 )
+from components.identity.directory import DirectorySource
 from components.settings import SettingsError
+
+if TYPE_CHECKING:  # the SDK-backed sources are imported only when configured (defaults.py)
+    from components.identity.entra import EntraAuth
+    from components.identity.okta import OktaAuth
 
 CONFIG_KEY = "cf-access:identitySources"
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -285,24 +278,41 @@ def _build(name: str, config: _Model, root: Path) -> IdentitySource:
             username_attribute=config.usernameAttribute,
         )
     if isinstance(config, OktaConfig):
-        okta_auth: OktaAuth
-        if isinstance(config.auth, OktaApiTokenConfig):
-            okta_auth = OktaApiTokenAuth(config.auth.apiToken)
-        else:
-            key = config.auth.privateKey
-            if key is None:
-                pem_file = _path(root, config.auth.privateKeyFile or "", "auth.privateKeyFile")
-                key = SecretStr(pem_file.read_text(encoding="utf-8"))
-            okta_auth = OktaPrivateKeyAuth(config.auth.clientId, key, config.auth.keyId, config.auth.scopes)
-        return OktaSource(
-            org_url=config.orgUrl,
-            auth=okta_auth,
-            username_attribute=config.usernameAttribute,
-            active_statuses=config.activeStatuses,
-            check_member_count=config.checkMemberCount,
-            **_sdk_settings(name, config, root),
-        )
+        return _build_okta(name, config, root)
     assert isinstance(config, EntraConfig)
+    return _build_entra(name, config, root)
+
+
+def _build_okta(name: str, config: OktaConfig, root: Path) -> IdentitySource:
+    from components.identity.okta import OktaApiTokenAuth, OktaPrivateKeyAuth, OktaSource
+
+    okta_auth: OktaAuth
+    if isinstance(config.auth, OktaApiTokenConfig):
+        okta_auth = OktaApiTokenAuth(config.auth.apiToken)
+    else:
+        key = config.auth.privateKey
+        if key is None:
+            pem_file = _path(root, config.auth.privateKeyFile or "", "auth.privateKeyFile")
+            key = SecretStr(pem_file.read_text(encoding="utf-8"))
+        okta_auth = OktaPrivateKeyAuth(config.auth.clientId, key, config.auth.keyId, config.auth.scopes)
+    return OktaSource(
+        org_url=config.orgUrl,
+        auth=okta_auth,
+        username_attribute=config.usernameAttribute,
+        active_statuses=config.activeStatuses,
+        check_member_count=config.checkMemberCount,
+        **_sdk_settings(name, config, root),
+    )
+
+
+def _build_entra(name: str, config: EntraConfig, root: Path) -> IdentitySource:
+    from components.identity.entra import (
+        EntraCertificateAuth,
+        EntraClientSecretAuth,
+        EntraSource,
+        EntraWorkloadIdentityAuth,
+    )
+
     entra_auth: EntraAuth
     auth = config.auth
     if isinstance(auth, EntraClientSecretConfig):

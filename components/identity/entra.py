@@ -63,11 +63,9 @@ from components.identity.concurrency import (
     first_line,
     scrub,
 )
+from components.identity.defaults import DEFAULT_AUTHORITY, DEFAULT_GRAPH_BASE_URL, DEFAULT_GRAPH_SCOPE
 
 EntraUsernameAttribute = Literal["userPrincipalName", "mail"]
-DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
-DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
-DEFAULT_GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 USER_SELECT = ["id", "userPrincipalName", "mail", "accountEnabled", "displayName", "userType"]
 ERROR_MAPPING: dict[str, Any] = {"XXX": ODataError}
 

@@ -47,9 +47,9 @@ from components.identity.concurrency import (
     first_line,
     scrub,
 )
+from components.identity.defaults import OKTA_READ_SCOPES
 
 OktaUsernameAttribute = Literal["login", "email"]
-OKTA_READ_SCOPES = ("okta.groups.read", "okta.users.read")
 
 
 @dataclass(frozen=True)

@@ -244,3 +244,24 @@ def test_reprs_hide_secrets() -> None:
     )
     for secret in (TOKEN, SECRET, KEY_BODY, "hunter2-pass"):
         assert secret not in text
+
+
+def test_directory_only_stacks_do_not_import_the_idp_sdks(tmp_path: Path) -> None:
+    """The Okta and Graph SDKs take ~2.4 s to import; a stack that reads only a directory file
+    must not pay that on every run (components/identity/defaults.py)."""
+    import subprocess
+    import sys
+
+    directory = tmp_path / "people.yaml"
+    directory.write_text("users: []\ngroups: {}\n", encoding="utf-8")
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from components.identity.config import parse_identity_sources\n"
+        f"parse_identity_sources({{'hr': {{'type': 'directory', 'file': {str(directory)!r}}}}}, Path('.'))\n"
+        "sdks = ('okta', 'msgraph', 'azure', 'kiota_http')\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in sdks)\n"
+        "print(loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
