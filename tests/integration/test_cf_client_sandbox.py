@@ -24,21 +24,6 @@ SPACE_MEMBERSHIP = (
 ORG_USER_GUARD = "Cannot delete organization_user role while user has roles in spaces in that organization."
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer.start(seed=None) as sb:
-        yield sb
-
-
-@pytest.fixture
-def ctl(sandbox: SandboxServer) -> Iterator[SandboxControl]:
-    with SandboxControl(sandbox.url) as control:
-        control.reset()
-        yield control
-        control.clear_faults()
-        control.clear_rate_limit()
-
-
 @pytest.fixture
 def cf(sandbox: SandboxServer, ctl: SandboxControl) -> Iterator[CloudFoundryClient]:
     with CloudFoundryClient(sandbox.url, CLIENT_ID, SECRET, job_poll_interval_s=0.02) as client:

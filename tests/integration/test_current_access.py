@@ -6,7 +6,6 @@ read lists everything unfiltered; when they cover few, it filters by org and spa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,19 +19,6 @@ from sandbox.server import SandboxServer
 pytestmark = pytest.mark.integration
 
 ORIGIN = "corp-sso"
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer.start(seed=None) as sb:
-        yield sb
-
-
-@pytest.fixture
-def ctl(sandbox: SandboxServer) -> Iterator[SandboxControl]:
-    with SandboxControl(sandbox.url) as control:
-        control.reset()
-        yield control
 
 
 def seed(ctl: SandboxControl, n_orgs: int) -> None:
