@@ -72,6 +72,17 @@ class _SessionProvider(ResourceProvider):
             self.audit("create-user", key, None, None, reason, operation)
         return user
 
+    def delete_cf_user(self, key: str, user_guid: str, operation: str) -> None:
+        """Delete the CC user (async job), then the UAA user; audited once."""
+        session = self.session
+        ref = UserRef.parse(key)
+        uaa_user = session.client.find_uaa_user(ref.username, ref.origin)
+        session.client.delete_user(user_guid)
+        session.forget_user(user_guid)
+        if uaa_user is not None:
+            session.client.delete_uaa_user(uaa_user.id)
+        self.audit("delete-user", key, None, None, "no mapping grants this user anything", operation)
+
     @property
     def session(self) -> Session:
         if self._session is None:
@@ -163,18 +174,12 @@ class UserSetProvider(_SessionProvider):
         user = session.find_user(key)
         if user is None:
             return  # already gone
-        ref = UserRef.parse(key)
         # Roles in scopes that left the mappings are deleted only after this (the engine
         # deletes removed resources last); CC deletes them with the user: say so.
         for scope_label, role_type in session.roles_of_user(user.guid):
             reason = "removed with the user (deprovisionPolicy: delete-user)"
             self.audit("remove", key, scope_label, role_type, reason, operation)
-        uaa_user = session.client.find_uaa_user(ref.username, ref.origin)
-        session.client.delete_user(user.guid)
-        session.forget_user(user.guid)
-        if uaa_user is not None:
-            session.client.delete_uaa_user(uaa_user.id)
-        self.audit("delete-user", key, None, None, "no mapping grants this user anything", operation)
+        self.delete_cf_user(key, user.guid, operation)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         users = _users(props)
@@ -244,12 +249,7 @@ class UserProvider(_SessionProvider):
             return
         if session.user_by_guid(id_) is None or session.holds_any_role(id_):
             return  # gone already, or still has access: now tracked by a user set
-        uaa_user = session.client.find_uaa_user(props["username"], props["origin"])
-        session.client.delete_user(id_)
-        session.forget_user(id_)
-        if uaa_user is not None:
-            session.client.delete_uaa_user(uaa_user.id)
-        self.audit("delete-user", key, None, None, "no mapping grants this user anything", "delete")
+        self.delete_cf_user(key, id_, "delete")
 
 
 # ---------------------------------------------------------------------------
