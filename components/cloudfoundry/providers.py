@@ -354,7 +354,7 @@ class MembershipProvider(_SessionProvider):
                     self.audit(
                         "remove",
                         key,
-                        session.space_label(space_guid),
+                        session.scope_label(space_guid),
                         space_role,
                         f"no longer granted: goes before {scope_label} organization_user (CC requires it)",
                         operation,

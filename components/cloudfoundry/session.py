@@ -32,27 +32,19 @@ class RoleIndex:
 
     # (scope guid, role type) -> {user guid: role guid}
     holders: dict[tuple[str, str], dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
-    # user guid -> {(space guid, role type): role guid}
-    space_roles_of_user: dict[str, dict[tuple[str, str], str]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-
-    # user guid -> {(scope guid, role type)}: every role the user holds, org or space
-    roles_of_user: dict[str, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
+    # user guid -> {(scope guid, role type): role guid}: every role the user holds, org or space
+    roles_of_user: dict[str, dict[tuple[str, str], str]] = field(default_factory=lambda: defaultdict(dict))
 
     def add(self, role: Role) -> None:
         scope = role.space_guid or role.org_guid
         if scope is None:
             return
         self.holders[(scope, role.type)][role.user_guid] = role.guid
-        self.roles_of_user[role.user_guid].add((scope, role.type))
-        if role.space_guid is not None:
-            self.space_roles_of_user[role.user_guid][(role.space_guid, role.type)] = role.guid
+        self.roles_of_user[role.user_guid][(scope, role.type)] = role.guid
 
     def remove(self, scope_guid: str, role_type: str, user_guid: str) -> None:
         self.holders.get((scope_guid, role_type), {}).pop(user_guid, None)
-        self.roles_of_user.get(user_guid, set()).discard((scope_guid, role_type))
-        self.space_roles_of_user.get(user_guid, {}).pop((scope_guid, role_type), None)
+        self.roles_of_user.get(user_guid, {}).pop((scope_guid, role_type), None)
 
 
 class Session:
@@ -117,15 +109,18 @@ class Session:
             )
         return space
 
-    def space_label(self, space_guid: str) -> str:
-        """``org/space`` for a space guid (the guid itself if unknown)."""
+    def scope_label(self, scope_guid: str) -> str:
+        """``org`` for an org guid, ``org/space`` for a space guid (the guid itself if unknown)."""
         with self._lock:
             self._load_scopes()
-            assert self._spaces is not None
+            assert self._orgs is not None and self._spaces is not None
+            for org in self._orgs.values():
+                if org.guid == scope_guid:
+                    return org.name
             for (org_name, space_name), space in self._spaces.items():
-                if space.guid == space_guid:
+                if space.guid == scope_guid:
                     return f"{org_name}/{space_name}"
-        return space_guid
+        return scope_guid
 
     def spaces_of_org(self, org_guid: str) -> set[str]:
         with self._lock:
@@ -198,7 +193,6 @@ class Session:
             if self._roles is not None:
                 for holders in self._roles.holders.values():
                     holders.pop(guid, None)
-                self._roles.space_roles_of_user.pop(guid, None)
                 self._roles.roles_of_user.pop(guid, None)
 
     # -- roles ----------------------------------------------------------------
@@ -240,7 +234,7 @@ class Session:
         spaces = self.spaces_of_org(org_guid)
         index = self.roles()
         with self._lock:
-            held = dict(index.space_roles_of_user.get(user_guid, {}))
+            held = dict(index.roles_of_user.get(user_guid, {}))
         return [(space, role_type, guid) for (space, role_type), guid in held.items() if space in spaces]
 
     def holds_any_role(self, user_guid: str) -> bool:
@@ -254,16 +248,7 @@ class Session:
         index = self.roles()
         with self._lock:
             held = list(index.roles_of_user.get(user_guid, ()))
-        return sorted((self._scope_label(scope), role_type) for scope, role_type in held)
-
-    def _scope_label(self, scope_guid: str) -> str:
-        with self._lock:
-            self._load_scopes()
-            assert self._orgs is not None
-            for org in self._orgs.values():
-                if org.guid == scope_guid:
-                    return org.name
-        return self.space_label(scope_guid)
+        return sorted((self.scope_label(scope), role_type) for scope, role_type in held)
 
     def record_created(self, role: Role) -> None:
         index = self.roles()
