@@ -38,6 +38,9 @@ from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
 
 log = logging.getLogger("cf_access.providers")
 
+# Audit reason for a user cf-access creates.
+JOINED = "a mapping grants this user a role"
+
 # What read() puts as provenance for a holder found in CF that no mapping grants.
 FOUND_IN_CF = "found in CF, not granted by any mapping"
 
@@ -156,7 +159,7 @@ class UserSetProvider(_SessionProvider):
     def _ensure_all(self, keys: list[str], operation: str) -> None:
         def ensure(key: str) -> None:
             if not self.session.is_protected(key):
-                self.ensure_user(key, "a mapping grants this user a role", operation)
+                self.ensure_user(key, JOINED, operation)
 
         self.session.client.map_concurrently(ensure, keys)
 
@@ -220,7 +223,8 @@ class UserProvider(_SessionProvider):
     delete must not deprovision people who are now tracked by a user set, so it only
     deletes a CF user (``deprovisionPolicy: delete-user``) who holds no role at all
     in the foundation any more: a leaver in the same run. Everyone else is just
-    forgotten. docs/operations.md has the faster state-only upgrade.
+    forgotten. docs/operations.md, "Upgrading", explains why dropping them with
+    ``pulumi state delete --target-dependents`` instead is wrong.
     """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -334,7 +338,7 @@ class MembershipProvider(_SessionProvider):
             )
 
         def add(key: str) -> None:
-            user = self.ensure_user(key, "a mapping grants this user a role", operation)
+            user = self.ensure_user(key, JOINED, operation)
             if session.role_guid(scope_guid, role_type, user.guid) is not None:
                 return
             if props.get("space"):
