@@ -16,13 +16,16 @@ from pathlib import Path
 
 import pulumi
 
+from components.changes import RunChanges, describe_changes, run_changes
 from components.cloudfoundry.errors import CfApiError
 from components.current import read_current_access
+from components.deployed import DeployedStateError, read_deployed
 from components.guards import check_groups, check_removals, missing_scopes
 from components.identity.base import IdentityReadError, IdentitySource, read_snapshot
 from components.identity.config import parse_identity_sources
 from components.identity.directory import DirectorySource
 from components.mappings import MappingError, load_mappings
+from components.model import UserRef
 from components.plan import AccessPlan, PlanError, PlanSettings, build_plan
 from components.resources import declare
 from components.settings import Settings, SettingsError, load_settings
@@ -58,7 +61,7 @@ def identity_sources(settings: Settings, config: pulumi.Config) -> dict[str, Ide
     return {source.name: source}
 
 
-def plan_access() -> AccessPlan:
+def plan_access() -> tuple[AccessPlan, RunChanges]:
     override = os.environ.get("CF_ACCESS_ALLOW_MASS_REMOVAL", "").lower() in ("1", "true", "yes")
     config = pulumi.Config()
     settings = load_settings(config, PROJECT_ROOT, override_mass_removal=override)
@@ -77,31 +80,48 @@ def plan_access() -> AccessPlan:
     )
     plan = build_plan(mappings, snapshot, plan_settings, today=today)
 
+    deployed = read_deployed()
+    # The mapped orgs and the orgs of memberships that left the mappings (retired this run).
+    orgs = sorted({org.name for org in plan.orgs} | {scope.org for scope, _ in deployed.memberships})
     try:
-        current = read_current_access(settings.cf, [org.name for org in plan.orgs])
+        current = read_current_access(settings.cf, orgs)
     except CfApiError as exc:
         raise GuardTripped(
             f"could not read the current roles from Cloud Foundry at {settings.cf.api_url} "
             f"(needed for the safety checks; nothing was changed): {exc}"
         ) from None
+    changes = run_changes(
+        plan,
+        current,
+        deployed,
+        lambda key: plan_settings.is_protected(UserRef.parse(key)),
+        delete_users=settings.deprovision_policy == "delete-user",
+    )
     problems = missing_scopes(plan, current, mappings)
     problems += check_groups(mappings, snapshot, current, plan_settings, settings.guards)
     if not problems:
-        origins = {source.origin for source in sources.values()}
-        report = check_removals(plan, current, plan_settings, settings.guards, origins)
+        report = check_removals(changes, settings.guards)
         problems += report.problems
         for warning in report.warnings:
             pulumi.log.warn(warning)
-        pulumi.log.info(f"{len(report.removals)} of {report.managed} managed role assignments to remove")
+        pulumi.log.info(describe_changes(changes))
     if problems:
         raise GuardTripped("\n".join(problems))
-    return plan
+    return plan, changes
 
 
 def main() -> None:
     try:
-        plan = plan_access()
-    except (SettingsError, MappingError, IdentityReadError, PlanError, CfApiError, GuardTripped) as exc:
+        plan, changes = plan_access()
+    except (
+        SettingsError,
+        MappingError,
+        IdentityReadError,
+        PlanError,
+        CfApiError,
+        GuardTripped,
+        DeployedStateError,
+    ) as exc:
         # A clean message without a Python traceback; nothing was registered.
         raise pulumi.RunError(str(exc)) from None
 
@@ -109,7 +129,7 @@ def main() -> None:
         pulumi.log.warn(warning)
     if plan.excluded_protected:
         pulumi.log.info(f"protected users left alone: {', '.join(plan.excluded_protected)}")
-    declare(plan)
+    declare(changes.declared, changes.retiring_user_sets)
     pulumi.export("summary", plan.summary())
     # Per org: members per role (org roles) and per "space/role" — for dashboards.
     pulumi.export(

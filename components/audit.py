@@ -144,6 +144,9 @@ class AuditTrail:
                 exc.errno, f"audit log {self.path} is not writable: {exc.strerror}"
             ) from None
 
+    def ensure_writable(self) -> None:
+        """Placeholder until the latch lands: appends are checked by record()."""
+
     def record(
         self,
         action: AuditAction,

@@ -10,19 +10,18 @@ through: one IdP attribute goes missing and every user is removed. So:
   configured number or share of managed role assignments, overall or per
   org, unless explicitly overridden for one run.
 
-Removals are counted against what CF holds now. In authoritative scopes that
-is exact. In additive scopes cf-access removes only members it granted, which
-the program cannot see before the engine runs, so every holder the plan does
-not want whose origin is one of our identity sources' is counted: an upper
-bound (hand-granted roles of such users make the brake stricter, not laxer).
+The brake counts exactly the removals of ``components/changes.run_changes``:
+what CF holds now x what cf-access manages (the deployed state) x the plan,
+including scopes that left the mappings (retired) and authoritative sweeps.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from components.changes import RunChanges
 from components.current import CurrentAccess
 from components.identity.base import IdentitySnapshot
 from components.mappings import Mappings
@@ -89,32 +88,6 @@ def missing_scopes(plan: AccessPlan, current: CurrentAccess, mappings: Mappings)
     return problems
 
 
-def planned_removals(
-    plan: AccessPlan, current: CurrentAccess, plan_settings: PlanSettings, managed_origins: Collection[str]
-) -> tuple[list[Removal], int, dict[str, tuple[int, int]]]:
-    """(removals, managed assignments, {org: (removals, managed)})."""
-    removals: list[Removal] = []
-    managed_total = 0
-    by_org: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for membership in plan.memberships():
-        scope = membership.scope.label
-        desired = set(membership.members)
-        live = {
-            k for k in current.of(scope, membership.role) if not plan_settings.is_protected(UserRef.parse(k))
-        }
-        if membership.ownership == "authoritative":
-            removed = live - desired
-        else:
-            removed = {k for k in live - desired if UserRef.parse(k).origin in managed_origins}
-        managed = len(desired | removed)
-        managed_total += managed
-        counts = by_org[membership.scope.org]
-        counts[0] += len(removed)
-        counts[1] += managed
-        removals.extend(Removal(scope, membership.role, key) for key in removed)
-    return sorted(removals), managed_total, {org: (c[0], c[1]) for org, c in by_org.items()}
-
-
 def _percent(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else 0.0
 
@@ -131,14 +104,12 @@ def _contributors(removals: Iterable[Removal], limit: int = 5) -> str:
     return "\n".join(lines)
 
 
-def check_removals(
-    plan: AccessPlan,
-    current: CurrentAccess,
-    plan_settings: PlanSettings,
-    guard: GuardSettings,
-    managed_origins: Collection[str],
-) -> GuardReport:
-    removals, managed, by_org = planned_removals(plan, current, plan_settings, managed_origins)
+def check_removals(changes: RunChanges, guard: GuardSettings) -> GuardReport:
+    """The brake, on exactly the removals the run makes (components/changes.py)."""
+    removals = [Removal(c.scope, c.role, c.member) for c in changes.removals]
+    managed = changes.managed
+    removed_by_org = changes.removals_by_org()
+    by_org = {org: (removed_by_org.get(org, 0), size) for org, size in changes.managed_by_org.items()}
     problems: list[str] = []
     warnings: list[str] = []
     total = len(removals)

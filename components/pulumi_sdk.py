@@ -163,3 +163,74 @@ def keep_only_source_positions() -> bool:
     first_frame_only._cf_access_trimmed = True  # type: ignore[attr-defined]
     resource._get_stack_trace = first_frame_only
     return True
+
+
+class PartialFailure(Exception):
+    """A create or update that changed CF only in part: ``outs`` is the resource as CF holds
+    it now, ``reasons`` say what failed (each names the person and CF's answer).
+
+    Raised by a provider operation; the engine records ``outs`` as the resource's new state
+    and fails the run with the reasons (see :func:`report_partial_failure`).
+    """
+
+    def __init__(self, outs: dict[str, Any], reasons: list[str], id_: str = "") -> None:
+        super().__init__("; ".join(reasons))
+        self.outs = outs
+        self.reasons = reasons
+        self.id_ = id_  # the new resource's id (create); update keeps the request's
+
+
+def report_partial_failure(failure: PartialFailure) -> None:
+    """Attach ``failure.outs`` to the gRPC error the dynamic provider is about to return.
+
+    The Pulumi provider protocol has a "partial failure" answer for Create and Update: an
+    error carrying ``ErrorResourceInitFailed`` with the resource's live properties, which the
+    engine records as the new state (so state matches CF after a failed run, and a later
+    withdrawal removes what was added) while still failing the step with the reasons. The
+    3.260 dynamic provider host has no way to return it: its servicer turns every exception
+    into a plain UNKNOWN error and the engine keeps the old state. So, called from inside
+    ``create``/``update``, this finds the servicer's gRPC ``context`` and ``news`` in the call
+    stack and sets the ``grpc-status-details-bin`` trailer that the engine reads (same status
+    code as the servicer's ``context.abort``). On another SDK it logs and does nothing: the
+    run still fails, with the old state kept.
+    """
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        code, module = frame.f_code.co_name, frame.f_globals.get("__name__")
+        in_servicer = module == "pulumi.dynamic.__main__" and "context" in frame.f_locals
+        if code in ("Update", "Create") and in_servicer:
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None or sdk_version() != PINNED_SDK:
+        log.warning("partial failure: cannot record the partial state on this SDK; state is kept as before")
+        return
+    import grpc
+    from google.protobuf import any_pb2
+    from google.rpc import status_pb2
+    from pulumi.dynamic.dynamic import PROVIDER_KEY
+    from pulumi.runtime import rpc
+    from pulumi.runtime.proto import provider_pb2
+
+    local = frame.f_locals
+    request = local["request"]
+    news: dict[str, Any] = local["news"] if "news" in local else local["props"]
+    outs = dict(failure.outs)
+    outs[PROVIDER_KEY] = news[PROVIDER_KEY]
+    loop = asyncio.new_event_loop()
+    try:
+        props = loop.run_until_complete(rpc.serialize_properties(outs, {}))
+        inputs = loop.run_until_complete(rpc.serialize_properties(dict(news), {}))
+    finally:
+        loop.close()
+    detail = provider_pb2.ErrorResourceInitFailed(
+        id=getattr(request, "id", "") or failure.id_,
+        properties=props,
+        reasons=failure.reasons,
+        inputs=inputs,
+    )
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    status = status_pb2.Status(code=grpc.StatusCode.UNKNOWN.value[0], message=str(failure), details=[packed])
+    local["context"].set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))

@@ -80,23 +80,25 @@ class OrgAccess(pulumi.ComponentResource):
 
     def __init__(self, org: OrgPlan) -> None:
         super().__init__("cf-access:index:OrgAccess", org.name, None, None)
-        org_user: RoleMembership | None = None
         counts: dict[str, int] = {}
         self.memberships: list[RoleMembership] = []
-        for membership in org.org_memberships:
-            resource = RoleMembership(membership, pulumi.ResourceOptions(parent=self))
-            self.memberships.append(resource)
-            counts[membership.role] = len(membership.members)
-            if membership.role == ORG_USER:
-                org_user = resource
-        # A space role needs organization_user first (CC returns 422 otherwise).
-        deps: list[pulumi.Resource] = [org_user] if org_user is not None else []
+        spaces: list[RoleMembership] = []
         for space in org.spaces:
             was_under = pulumi.Alias(parent=_space_access_urn(org.name, space.name))
             for membership in space.memberships:
-                opts = pulumi.ResourceOptions(parent=self, depends_on=deps, aliases=[was_under])
-                self.memberships.append(RoleMembership(membership, opts))
+                opts = pulumi.ResourceOptions(parent=self, aliases=[was_under])
+                spaces.append(RoleMembership(membership, opts))
                 counts[f"{space.name}/{membership.role}"] = len(membership.members)
+        for membership in org.org_memberships:
+            # organization_user goes after the org's space memberships: their adds grant it
+            # first where missing (CC needs it before a space role), and its removals must
+            # wait until the person's space roles are gone (CC refuses otherwise). A destroy
+            # runs the other way round; the provider defers those removals (providers.py).
+            deps: list[pulumi.Resource] = list(spaces) if membership.role == ORG_USER else []
+            resource = RoleMembership(membership, pulumi.ResourceOptions(parent=self, depends_on=deps))
+            self.memberships.append(resource)
+            counts[membership.role] = len(membership.members)
+        self.memberships.extend(spaces)
         self.register_outputs({"ownership": org.ownership, "members": counts})
 
 
@@ -113,9 +115,13 @@ class Users(pulumi.ComponentResource):
     deprovisioned only after every membership has removed their roles.
     """
 
-    def __init__(self, refs: Sequence[UserRef], memberships: Sequence[RoleMembership]) -> None:
+    def __init__(
+        self, refs: Sequence[UserRef], memberships: Sequence[RoleMembership], retiring: Sequence[str] = ()
+    ) -> None:
         super().__init__("cf-access:index:Users", "users", None, None)
         by_origin: dict[str, list[str]] = defaultdict(list)
+        for origin in retiring:  # an origin nobody is granted any more: emptied for one run
+            by_origin[origin] = []
         for ref in refs:
             by_origin[ref.origin].append(ref.key)
         opts = pulumi.ResourceOptions(parent=self, depends_on=list(memberships))
@@ -123,8 +129,12 @@ class Users(pulumi.ComponentResource):
         self.register_outputs({"count": len(refs)})
 
 
-def declare(plan: AccessPlan) -> dict[str, OrgAccess]:
-    """Register every resource of the plan; returns the org components by name."""
+def declare(plan: AccessPlan, retiring_user_sets: Sequence[str] = ()) -> dict[str, OrgAccess]:
+    """Register every resource of the (declared) plan; returns the org components by name.
+
+    ``plan`` is ``RunChanges.declared``: the mappings' plan plus memberships that left the
+    mappings (emptied for one run) and kept organization_users (components/changes.py)."""
     orgs = {org.name: OrgAccess(org) for org in plan.orgs}
-    Users([user.ref for user in plan.users], [m for org in orgs.values() for m in org.memberships])
+    memberships = [m for org in orgs.values() for m in org.memberships]
+    Users([user.ref for user in plan.users], memberships, retiring_user_sets)
     return orgs

@@ -18,6 +18,10 @@ Rules that shape this module (see ../shared/DESIGN.md):
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.dynamic import (
@@ -31,18 +35,20 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.audit import AuditAction, AuditTrail, audit_trail_from_config
+from components.audit import AuditAction, AuditTrail, AuditWriteError, audit_trail_from_config
+from components.changes import FOUND_IN_CF, kept_reason, membership_delta
 from components.cloudfoundry.models import CfUser
-from components.cloudfoundry.session import Session, session_from_config
+from components.cloudfoundry.session import ScopeNotFound, Session, session_from_config
 from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
+from components.pulumi_sdk import PartialFailure, report_partial_failure
 
 log = logging.getLogger("cf_access.providers")
 
 # Audit reason for a user cf-access creates.
 JOINED = "a mapping grants this user a role"
 
-# What read() puts as provenance for a holder found in CF that no mapping grants.
-FOUND_IN_CF = "found in CF, not granted by any mapping"
+# The one-run override that lets a delete (pulumi destroy) remove managed roles.
+ALLOW_DESTROY_ENV = "CF_ACCESS_ALLOW_DESTROY"
 
 
 class _SessionProvider(ResourceProvider):
@@ -68,6 +74,11 @@ class _SessionProvider(ResourceProvider):
         if self._audit is not None:
             self._audit.record(action, user, scope, role, reason, operation=operation)
 
+    def before_write(self) -> None:
+        """Stops before a CF change when the audit trail can no longer record it."""
+        if self._audit is not None:
+            self._audit.ensure_writable()
+
     def ensure_user(self, key: str, reason: str, operation: str) -> CfUser:
         """The CF user for a member key, created (and audited once) when missing."""
         user, created = self.session.ensure_user(key)
@@ -75,13 +86,20 @@ class _SessionProvider(ResourceProvider):
             self.audit("create-user", key, None, None, reason, operation)
         return user
 
-    def delete_cf_user(self, key: str, user_guid: str, operation: str) -> None:
-        """Delete the CC user (async job), then the UAA user; audited once."""
+    def delete_cf_user(self, key: str, user_guid: str | None, operation: str) -> None:
+        """Delete the CC user (async job), then the UAA user; audited once, after both.
+
+        ``user_guid`` None: the CC user is already gone (a deletion that stopped half-way):
+        finish it by deleting the UAA user."""
         session = self.session
         ref = UserRef.parse(key)
         uaa_user = session.client.find_uaa_user(ref.username, ref.origin)
-        session.client.delete_user(user_guid)
-        session.forget_user(user_guid)
+        if user_guid is None and uaa_user is None:
+            return
+        self.before_write()
+        if user_guid is not None:
+            session.client.delete_user(user_guid)
+            session.forget_user(user_guid)
         if uaa_user is not None:
             session.client.delete_uaa_user(uaa_user.id)
         self.audit("delete-user", key, None, None, "no mapping grants this user anything", operation)
@@ -124,11 +142,15 @@ class UserSetProvider(_SessionProvider):
     """Every CF user cf-access manages for one UAA origin (one resource, a map of users).
 
     Memberships create the users they need (a role needs its user), so on an initial
-    run this resource only confirms them from the bulk user list. It is ordered after
-    every membership, so on update it deprovisions leavers *after* their roles went:
-    ``deprovisionPolicy: delete-user`` deletes the CC user and the UAA user,
-    ``roles-only`` just stops tracking them. Refresh drops users deleted by hand, so
-    the next ``up`` re-creates them. id = ``users:<origin>``.
+    run this resource only confirms them from the bulk user list. Its output ``created``
+    lists the users cf-access created (the process session knows which): only those
+    are ever deleted. It is ordered after every membership, so on update it
+    deprovisions leavers *after* their roles went: under ``deprovisionPolicy:
+    delete-user`` it deletes a leaver cf-access created who holds no role anywhere in
+    the foundation any more (CC user, then UAA user; a deletion that stopped half-way is
+    finished by the next run); ``roles-only`` just stops tracking them. Refresh drops
+    users deleted by hand, so the next ``up`` re-creates them. Deleting the resource
+    never deletes users. id = ``users:<origin>``.
     """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -153,8 +175,12 @@ class UserSetProvider(_SessionProvider):
         changed = bool(replaces) or _users(olds) != _users(news)
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
 
-    def _outs(self, origin: str, users: dict[str, str]) -> dict[str, Any]:
-        return {"origin": origin, "users": dict(sorted(users.items()))}
+    def _outs(self, origin: str, users: dict[str, str], created: set[str]) -> dict[str, Any]:
+        return {"origin": origin, "users": dict(sorted(users.items())), "created": sorted(created)}
+
+    def _created(self, olds: dict[str, Any], origin: str) -> set[str]:
+        before = {str(k) for k in (olds.get("created") or ())}
+        return before | {k for k in self.session.created_users() if k.startswith(f"{origin}/")}
 
     def _ensure_all(self, keys: list[str], operation: str) -> None:
         def ensure(key: str) -> None:
@@ -163,31 +189,41 @@ class UserSetProvider(_SessionProvider):
 
         self.session.client.map_concurrently(ensure, keys)
 
-    def _deprovision_all(self, keys: list[str], operation: str) -> None:
+    def _deprovision_all(self, keys: list[str], created: set[str], operation: str) -> set[str]:
+        """Deletes (delete-user) the leavers that may go; returns those deleted."""
         session = self.session
         if session.deprovision_policy != "delete-user":
-            return  # roles-only: the memberships already removed the roles
-        session.client.map_concurrently(lambda key: self._delete_user(key, operation), keys)
+            return set()  # roles-only: the memberships already removed the roles
+        deleted: set[str] = set()
 
-    def _delete_user(self, key: str, operation: str) -> None:
+        def delete(key: str) -> None:
+            if self._delete_user(key, created, operation):
+                deleted.add(key)
+
+        session.client.map_concurrently(delete, keys)
+        return deleted
+
+    def _delete_user(self, key: str, created: set[str], operation: str) -> bool:
         session = self.session
         if session.is_protected(key):
             log.warning("not deleting protected user %s", key)
-            return
+            return False
+        if key not in created:
+            log.warning("not deleting %s: cf-access did not create this user", key)
+            return False
         user = session.find_user(key)
-        if user is None:
-            return  # already gone
-        # Roles in scopes that left the mappings are deleted only after this (the engine
-        # deletes removed resources last); CC deletes them with the user: say so.
-        for scope_label, role_type in session.roles_of_user(user.guid):
-            reason = "removed with the user (deprovisionPolicy: delete-user)"
-            self.audit("remove", key, scope_label, role_type, reason, operation)
-        self.delete_cf_user(key, user.guid, operation)
+        if user is not None and session.holds_any_role(user.guid):
+            held = ", ".join(f"{scope} {role}" for scope, role in session.roles_of_user(user.guid)[:3])
+            log.warning("not deleting %s: still holds roles cf-access does not manage (%s)", key, held)
+            return False
+        self.delete_cf_user(key, user.guid if user is not None else None, operation)
+        return True
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         users = _users(props)
         self._ensure_all(sorted(users), "create")
-        return CreateResult(id_=f"users:{props['origin']}", outs=self._outs(props["origin"], users))
+        outs = self._outs(props["origin"], users, self._created({}, props["origin"]))
+        return CreateResult(id_=f"users:{props['origin']}", outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         before, after = _users(olds), _users(news)
@@ -196,8 +232,9 @@ class UserSetProvider(_SessionProvider):
         if joined or left:
             log.info("users:%s: %d joined, %d left", news["origin"], len(joined), len(left))
         self._ensure_all(joined, "update")
-        self._deprovision_all(left, "update")
-        return UpdateResult(outs=self._outs(news["origin"], after))
+        created = self._created(olds, news["origin"])
+        deleted = self._deprovision_all(left, created, "update")
+        return UpdateResult(outs=self._outs(news["origin"], after, (created - deleted) & set(after)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # From the bulk user list (one paged read per process), not a GET per user.
@@ -207,11 +244,22 @@ class UserSetProvider(_SessionProvider):
             for k, v in _users(props).items()
             if session.is_protected(k) or session.find_user(k) is not None
         }
-        outs = self._outs(str(props.get("origin")), present)
-        return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
+        created = {str(k) for k in (props.get("created") or ())} & set(present)
+        outs = self._outs(str(props.get("origin")), present, created)
+        inputs = {"origin": outs["origin"], "users": outs["users"]}
+        return ReadResult(id_=id_, outs=outs, inputs=inputs)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        self._deprovision_all(sorted(_users(props)), "delete")
+        # Never deletes users: a destroy (or an origin that left the mappings, retired by the
+        # program first) only stops tracking them. Refused without the destroy override, so
+        # that a plain destroy changes nothing at all.
+        users = _users(props)
+        if users and not allow_destroy():
+            raise RuntimeError(
+                f"users:{props.get('origin')}: refusing to delete the record of {len(users)} managed "
+                f"user(s) without {ALLOW_DESTROY_ENV}=true. Nothing was changed. "
+                "docs/operations.md, 'Destroy'."
+            )
 
 
 class UserProvider(_SessionProvider):
@@ -271,8 +319,49 @@ def membership_id(props: dict[str, Any]) -> str:
     return f"{scope}:{props['role']}"
 
 
+def _scope_label(props: dict[str, Any]) -> str:
+    return props["org"] if not props.get("space") else f"{props['org']}/{props['space']}"
+
+
+def allow_destroy(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get(ALLOW_DESTROY_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@dataclass
+class _Outcome:
+    """What one membership operation did: the members cf-access manages afterwards
+    (what CF holds of them) and the failures, each naming the person and CF's answer."""
+
+    members: dict[str, str]
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, key: str, provenance: str) -> None:
+        with self.lock:
+            self.members[key] = provenance
+
+    def drop(self, key: str) -> None:
+        with self.lock:
+            self.members.pop(key, None)
+
+    def fail(self, message: str) -> None:
+        with self.lock:
+            self.failures.append(message)
+
+
 class MembershipProvider(_SessionProvider):
-    """Holders of one role type in one org or space."""
+    """Holders of one role type in one org or space.
+
+    Every write follows ``components/changes.membership_delta``: add the desired holders CF
+    lacks; remove only managed holders (this resource's state, ``olds``) that are no longer
+    desired. ``create`` manages nothing yet, so it only adds: its preview could not show a
+    removal. ``organization_user`` runs after the org's space memberships (resources.py):
+    space adds grant it first when missing; its removal waits until the person's space roles
+    are gone, and is skipped (kept, with a warning and a ``kept:`` provenance) while they
+    hold space roles cf-access does not manage. A write CF rejects fails the operation
+    naming the person, after every other change was made; the state records what CF holds.
+    """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
@@ -301,11 +390,12 @@ class MembershipProvider(_SessionProvider):
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
 
     # -- helpers ---------------------------------------------------------------
-    def _scope(self, props: dict[str, Any]) -> tuple[str, str | None]:
-        """(scope guid, org guid if this is an org scope else None)."""
+    def _scope(self, props: dict[str, Any]) -> tuple[str, str]:
+        """(scope guid, org guid)."""
         session = self.session
         if props.get("space"):
-            return session.space(props["org"], props["space"]).guid, None
+            space = session.space(props["org"], props["space"])
+            return space.guid, space.org_guid
         org = session.org(props["org"])
         return org.guid, org.guid
 
@@ -318,77 +408,115 @@ class MembershipProvider(_SessionProvider):
             "members": dict(sorted(members.items())),
         }
 
-    def _converge(self, props: dict[str, Any], old_members: dict[str, str], operation: str) -> None:
+    def _converge(self, props: dict[str, Any], managed: dict[str, str] | None, operation: str) -> _Outcome:
         session = self.session
-        previously_managed = set(old_members)
-        label = membership_id(props)
-        scope_label = props["org"] if not props.get("space") else f"{props['org']}/{props['space']}"
-        granted = _members(props)
+        desired = _members(props)
         role_type: str = props["role"]
+        label = membership_id(props)
+        scope_label = _scope_label(props)
         scope_guid, org_guid = self._scope(props)
-        desired = {k for k in _members(props) if not session.is_protected(k)}
         live = session.live_holders(scope_guid, role_type)
-
-        to_add = sorted(desired - live.keys())
-        if props["ownership"] == "authoritative":
-            to_remove = sorted(k for k in live.keys() - desired if not session.is_protected(k))
-        else:
-            to_remove = sorted(
-                k for k in (previously_managed & live.keys()) - desired if not session.is_protected(k)
-            )
+        delta = membership_delta(
+            desired, live, None if managed is None else set(managed), session.is_protected
+        )
+        # Start from what stays as it is: desired members CF already shows, protected ones as given.
+        outcome = _Outcome({k: v for k, v in desired.items() if k in live or session.is_protected(k)})
+        is_space = bool(props.get("space"))
 
         def add(key: str) -> None:
-            user = self.ensure_user(key, JOINED, operation)
-            if session.role_guid(scope_guid, role_type, user.guid) is not None:
-                return
-            if props.get("space"):
-                role = session.client.create_role(role_type, user.guid, space_guid=scope_guid)
-            else:
-                role = session.client.create_role(role_type, user.guid, org_guid=scope_guid)
-            session.record_created(role)
-            self.audit("add", key, scope_label, role_type, granted.get(key, ""), operation)
+            try:
+                self.before_write()
+                user = self.ensure_user(key, JOINED, operation)
+                if is_space:
+                    self._ensure_org_user(
+                        key, user.guid, org_guid, f"{props['space']}/{role_type}", operation
+                    )
+                if session.role_guid(scope_guid, role_type, user.guid) is None:
+                    if is_space:
+                        role = session.client.create_role(role_type, user.guid, space_guid=scope_guid)
+                    else:
+                        role = session.client.create_role(role_type, user.guid, org_guid=scope_guid)
+                    session.record_created(role)
+                    self.audit("add", key, scope_label, role_type, desired.get(key, ""), operation)
+                outcome.set(key, desired[key])
+            except AuditWriteError:
+                raise
+            except Exception as exc:
+                outcome.fail(f"{scope_label} {role_type}: could not add {key}: {_reason(exc)}")
 
         def remove(key: str) -> None:
+            was = (managed or {}).get(key, "")
             user_guid = live[key]
-            if role_type == ORG_USER and org_guid is not None:
-                # CC refuses to drop organization_user while space roles remain.
-                for space_guid, space_role, guid in session.space_roles_in_org(user_guid, org_guid):
-                    session.client.delete_role(guid)
-                    session.record_deleted(space_guid, space_role, user_guid)
-                    self.audit(
-                        "remove",
-                        key,
-                        session.scope_label(space_guid),
-                        space_role,
-                        f"no longer granted: goes before {scope_label} organization_user (CC requires it)",
-                        operation,
-                    )
-            role_guid = session.role_guid(scope_guid, role_type, user_guid)
-            if role_guid is not None:
-                session.client.delete_role(role_guid)
-                was = old_members.get(key)
-                reason = f"no longer granted (was: {was})" if was and was != FOUND_IN_CF else FOUND_IN_CF
-                self.audit("remove", key, scope_label, role_type, reason, operation)
-            session.record_deleted(scope_guid, role_type, user_guid)
+            if role_type == ORG_USER:
+                held = session.space_roles_in_org(user_guid, org_guid)
+                if held:
+                    labels = [f"{session.scope_label(s).partition('/')[2]}/{r}" for s, r, _ in held]
+                    reason = kept_reason(labels)
+                    log.warning("%s: keeping %s: %s", label, key, reason)
+                    outcome.set(key, reason)
+                    return
+            try:
+                self.before_write()
+                role_guid = session.role_guid(scope_guid, role_type, user_guid)
+                if role_guid is not None:
+                    session.client.delete_role(role_guid)
+                    reason = f"no longer granted (was: {was})" if was and was != FOUND_IN_CF else FOUND_IN_CF
+                    self.audit("remove", key, scope_label, role_type, reason, operation)
+                session.record_deleted(scope_guid, role_type, user_guid)
+                outcome.drop(key)
+            except AuditWriteError:
+                raise
+            except Exception as exc:
+                outcome.set(key, was or FOUND_IN_CF)  # still held: still managed
+                outcome.fail(f"{scope_label} {role_type}: could not remove {key}: {_reason(exc)}")
 
-        if to_add or to_remove:
-            log.info("%s: adding %d, removing %d", label, len(to_add), len(to_remove))
-        session.client.map_concurrently(add, to_add)
-        session.client.map_concurrently(remove, to_remove)
+        if delta.adds or delta.removes:
+            log.info("%s: adding %d, removing %d", label, len(delta.adds), len(delta.removes))
+        session.client.map_concurrently(add, delta.adds)
+        session.client.map_concurrently(remove, delta.removes)
+        return outcome
+
+    def _ensure_org_user(self, key: str, user_guid: str, org_guid: str, because: str, operation: str) -> None:
+        """A space role needs organization_user in its org first (CC answers 422 otherwise)."""
+        role = self.session.ensure_org_user(org_guid, user_guid)
+        if role is not None:
+            org_label = self.session.scope_label(org_guid)
+            self.audit("add", key, org_label, ORG_USER, f"implied by space role {because}", operation)
+
+    def _finish(self, props: dict[str, Any], outcome: _Outcome, id_: str = "") -> dict[str, Any]:
+        outs = self._outs(props, outcome.members)
+        if outcome.failures:
+            raise PartialFailure(outs, sorted(outcome.failures), id_=id_)
+        return outs
 
     # -- CRUD ----------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
-        # Nothing was managed before: in additive scopes we only add.
-        self._converge(props, old_members={}, operation="create")
-        return CreateResult(id_=membership_id(props), outs=self._outs(props, _members(props)))
+        id_ = membership_id(props)
+        try:
+            outcome = self._converge(props, managed=None, operation="create")
+            return CreateResult(id_=id_, outs=self._finish(props, outcome, id_))
+        except PartialFailure as failure:
+            report_partial_failure(failure)
+            raise
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        self._converge(news, old_members=_members(olds), operation="update")
-        return UpdateResult(outs=self._outs(news, _members(news)))
+        try:
+            outcome = self._converge(news, managed=_members(olds), operation="update")
+            return UpdateResult(outs=self._finish(news, outcome))
+        except PartialFailure as failure:
+            report_partial_failure(failure)
+            raise
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         session = self.session
-        scope_guid, _ = self._scope(props)
+        try:
+            scope_guid, _ = self._scope(props)
+        except ScopeNotFound as gone:
+            # Deleted in CF: the refresh drops this membership (its roles went with the
+            # scope) and the run goes on; if the mappings still list the scope, the
+            # program's missing-scope guard says what to do.
+            log.warning("%s: %s; dropping it from the state", membership_id(props), gone)
+            return ReadResult(id_=None, outs={})
         live = session.live_holders(scope_guid, props["role"])
         managed = _members(props)
         members = {k: v for k, v in managed.items() if k in live or session.is_protected(k)}
@@ -400,11 +528,60 @@ class MembershipProvider(_SessionProvider):
         return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        # The scope left the mappings: remove exactly the members we managed
-        # (state after refresh), never everyone in the scope.
+        """Removes roles only on a reviewed destroy.
+
+        The program retires a membership (declares it empty for one run, so the preview
+        shows every removal) before it stops declaring it, so a normal run only deletes
+        memberships that manage nobody. Anything else - ``pulumi destroy``, an older
+        program - removes nothing unless ``CF_ACCESS_ALLOW_DESTROY=true``: then exactly
+        the members cf-access granted (not holders it only found in CF), space roles
+        before organization_user.
+        """
+        granted = {k: v for k, v in _members(props).items() if v != FOUND_IN_CF}
         try:
-            self._scope(props)
-        except LookupError:
+            scope_guid, org_guid = self._scope(props)
+        except ScopeNotFound:
             return  # the org or space itself is gone, and its roles with it
-        emptied = {**props, "members": {}, "ownership": "additive"}
-        self._converge(emptied, old_members=_members(props), operation="delete")
+        live = self.session.live_holders(scope_guid, props["role"])
+        held = sorted(k for k in granted if k in live and not self.session.is_protected(k))
+        if not held:
+            return
+        if not allow_destroy():
+            raise RuntimeError(
+                f"{membership_id(props)}: refusing to remove {len(held)} managed role assignment(s) "
+                f"({', '.join(held[:3])}{', …' if len(held) > 3 else ''}) on delete. Nothing was changed. "
+                f"To remove them (pulumi destroy), run again with {ALLOW_DESTROY_ENV}=true; to stop managing "
+                "them and leave the roles in place, remove the resource from the state "
+                "(pulumi state delete <urn>). docs/operations.md, 'Destroy'."
+            )
+        emptied = {**props, "members": {}}
+        if props["role"] == ORG_USER:
+            # Destroy deletes organization_user first (it depends on the space memberships):
+            # whoever still holds space roles is removed by the last space delete (session).
+            outcome = self._converge(emptied, managed=granted, operation="delete")
+            for key, reason in outcome.members.items():
+                if reason.startswith("kept: "):
+                    self.session.defer_org_user_removal(org_guid, key)
+        else:
+            outcome = self._converge(emptied, managed=granted, operation="delete")
+            for key, user_guid in self.session.deferred_org_users(org_guid):
+                self._remove_deferred_org_user(key, user_guid, org_guid)
+        if outcome.failures:
+            raise RuntimeError("; ".join(sorted(outcome.failures)))
+
+    def _remove_deferred_org_user(self, key: str, user_guid: str, org_guid: str) -> None:
+        session = self.session
+        if session.space_roles_in_org(user_guid, org_guid):
+            return
+        role_guid = session.role_guid(org_guid, ORG_USER, user_guid)
+        if role_guid is not None and session.take_deferred_org_user(org_guid, key):
+            self.before_write()
+            session.client.delete_role(role_guid)
+            session.record_deleted(org_guid, ORG_USER, user_guid)
+            org_label = session.scope_label(org_guid)
+            self.audit("remove", key, org_label, ORG_USER, "destroy (CF_ACCESS_ALLOW_DESTROY)", "delete")
+
+
+def _reason(exc: BaseException) -> str:
+    """CF's answer, without a traceback (the error classes carry code, title and detail)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -59,6 +59,10 @@ class Session:
         )
         self.deprovision_policy = deprovision_policy
         self._protected = [re.compile(p, re.IGNORECASE) for p in protected_users]
+        self._created: set[str] = set()  # member keys this process created (user sets record them)
+        self._org_user_locks: dict[tuple[str, str], threading.Lock] = {}
+        # destroy: organization_user removals waiting for the org's space roles to go
+        self._deferred_org_users: dict[str, dict[str, str]] = defaultdict(dict)
         self._lock = threading.RLock()
         self._orgs: dict[str, Org] | None = None
         self._spaces: dict[tuple[str, str], Space] | None = None
@@ -70,7 +74,7 @@ class Session:
     # -- protection -----------------------------------------------------
     def is_protected(self, key: str) -> bool:
         username = key.partition("/")[2]
-        return any(p.fullmatch(key) or p.fullmatch(username) for p in self._protected)
+        return any(p.search(key) or p.search(username) for p in self._protected)
 
     # -- scopes -----------------------------------------------------------
     def _load_scopes(self) -> None:
@@ -181,7 +185,12 @@ class Session:
                 # ensure_user returns the username as UAA holds it; index by our key too.
                 assert self._users_by_key is not None
                 self._users_by_key[key] = user
+                self._created.add(key)
         return user, True
+
+    def created_users(self) -> set[str]:
+        with self._lock:
+            return set(self._created)
 
     def forget_user(self, guid: str) -> None:
         with self._lock:
@@ -249,6 +258,34 @@ class Session:
         with self._lock:
             held = list(index.roles_of_user.get(user_guid, ()))
         return sorted((self.scope_label(scope), role_type) for scope, role_type in held)
+
+    def ensure_org_user(self, org_guid: str, user_guid: str) -> Role | None:
+        """Grant organization_user in the org when the user lacks it; the role if created.
+
+        Several space memberships of one org add the same person at once: serialised per
+        (org, user), and the cache answers the rest."""
+        with self._lock:
+            lock = self._org_user_locks.setdefault((org_guid, user_guid), threading.Lock())
+        with lock:
+            if self.role_guid(org_guid, "organization_user", user_guid) is not None:
+                return None
+            role = self.client.create_role("organization_user", user_guid, org_guid=org_guid)
+            self.record_created(role)
+            return role
+
+    def defer_org_user_removal(self, org_guid: str, key: str) -> None:
+        user = self.find_user(key)
+        if user is not None:
+            with self._lock:
+                self._deferred_org_users[org_guid][key] = user.guid
+
+    def deferred_org_users(self, org_guid: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._deferred_org_users.get(org_guid, {}).items())
+
+    def take_deferred_org_user(self, org_guid: str, key: str) -> bool:
+        with self._lock:
+            return self._deferred_org_users.get(org_guid, {}).pop(key, None) is not None
 
     def record_created(self, role: Role) -> None:
         index = self.roles()

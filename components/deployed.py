@@ -1,0 +1,80 @@
+"""What cf-access manages: the stack's last deployed state, read through the engine.
+
+The program asks the Pulumi engine for the outputs of every resource of its own
+stack (the built-in invoke ``pulumi:pulumi:readStackResourceOutputs``, which reads
+the stack's last checkpoint from whatever backend the CLI is logged in to). That
+is the only place that knows which holders cf-access granted; the guards and the
+"what will this run change" function (``components/changes.py``) need it to
+count removals exactly and to retire scopes that left the mappings.
+
+A stack that was never deployed has no checkpoint: nothing is managed yet.
+A read failure stops the program (fail closed): counting removals without
+knowing what is managed could let an unreviewed removal through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import pulumi
+import pulumi.runtime
+
+from components.changes import Deployed, DeployedMembership, DeployedUserSet
+from components.model import ORG_ROLE_TYPES, SPACE_ROLE_TYPES, Ownership, RoleType, Scope
+
+MEMBERSHIP_TYPE = "pulumi-python:dynamic/cf:RoleMembership"
+USER_SET_TYPE = "pulumi-python:dynamic/cf:UserSet"
+_READ_OUTPUTS = "pulumi:pulumi:readStackResourceOutputs"
+
+
+class DeployedStateError(RuntimeError):
+    """The stack's deployed state could not be read."""
+
+
+def read_deployed() -> Deployed:
+    """The last deployment of this stack (empty for a stack never deployed)."""
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    try:
+        result = pulumi.runtime.invoke(_READ_OUTPUTS, {"stackName": name})
+    except Exception as exc:  # the engine's error text is what the operator needs
+        raise DeployedStateError(_explain(name, str(exc))) from None
+    outputs = (result.value or {}).get("outputs") or {}
+    return parse_deployed(cast(Mapping[str, Any], outputs))
+
+
+def _explain(name: str, reason: str) -> str:
+    return (
+        f"could not read what cf-access manages from the state of stack {name} ({reason}); "
+        "nothing was changed. Check that the backend is reachable and retry."
+    )
+
+
+def parse_deployed(resources: Mapping[str, Any]) -> Deployed:
+    """``{urn: {"type": ..., "outputs": {...}}}`` -> Deployed (pure)."""
+    memberships: dict[tuple[Scope, str], DeployedMembership] = {}
+    user_sets: dict[str, DeployedUserSet] = {}
+    for urn in sorted(resources):
+        entry = resources[urn] or {}
+        kind = entry.get("type")
+        outs = entry.get("outputs") or {}
+        if kind == MEMBERSHIP_TYPE:
+            membership = _membership(outs)
+            if membership is not None:
+                memberships[(membership.scope, membership.role)] = membership
+        elif kind == USER_SET_TYPE and isinstance(outs.get("origin"), str):
+            users = frozenset(str(k) for k in (outs.get("users") or {}))
+            created = frozenset(str(k) for k in (outs.get("created") or ()))
+            user_sets[outs["origin"]] = DeployedUserSet(outs["origin"], users, created)
+    return Deployed(memberships=memberships, user_sets=user_sets)
+
+
+def _membership(outs: Mapping[str, Any]) -> DeployedMembership | None:
+    org, space, role = outs.get("org"), outs.get("space") or None, outs.get("role")
+    if not isinstance(org, str) or not isinstance(role, str):
+        return None
+    if role not in (SPACE_ROLE_TYPES if space else ORG_ROLE_TYPES):
+        return None
+    ownership: Ownership = "authoritative" if outs.get("ownership") == "authoritative" else "additive"
+    members = {str(k): str(v) for k, v in (outs.get("members") or {}).items()}
+    return DeployedMembership(Scope(org, space), cast(RoleType, role), ownership, members)
