@@ -14,6 +14,7 @@ knowing what is managed could let an unreviewed removal through.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -32,13 +33,25 @@ class DeployedStateError(RuntimeError):
     """The stack's deployed state could not be read."""
 
 
+# The engine rewrites the checkpoint while the program starts (the root stack's step);
+# on the file backend that write is not atomic, so a read can see a truncated file
+# ("failed to load checkpoint: EOF"). That is a parse failure, never wrong data: retry.
+_RETRYABLE = "failed to load checkpoint"
+_ATTEMPTS = 8
+
+
 def read_deployed() -> Deployed:
     """The last deployment of this stack (empty for a stack never deployed)."""
     name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    try:
-        result = pulumi.runtime.invoke(_READ_OUTPUTS, {"stackName": name})
-    except Exception as exc:  # the engine's error text is what the operator needs
-        raise DeployedStateError(_explain(name, str(exc))) from None
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            result = pulumi.runtime.invoke(_READ_OUTPUTS, {"stackName": name})
+            break
+        except Exception as exc:  # the engine's error text is what the operator needs
+            if _RETRYABLE in str(exc) and attempt < _ATTEMPTS:
+                time.sleep(0.25 * attempt)
+                continue
+            raise DeployedStateError(_explain(name, str(exc))) from None
     outputs = (result.value or {}).get("outputs") or {}
     return parse_deployed(cast(Mapping[str, Any], outputs))
 

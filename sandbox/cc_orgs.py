@@ -27,7 +27,7 @@ from .cc_common import (
     unknown_fields,
 )
 from .presenters import org_dict, space_dict
-from .responses import cc_json
+from .responses import accepted, cc_json
 from .store import Space
 
 router = APIRouter()
@@ -179,3 +179,16 @@ async def get_space(request: Request, guid: str) -> Response:
     state = state_of(request)
     space = space_or_404(state, cc_auth(state, request), guid)
     return cc_json(space_dict(space, base_url(request)))
+
+
+@router.delete("/v3/spaces/{guid}")
+async def delete_space(request: Request, guid: str) -> Response:
+    """202 + a ``space.delete`` job; the job removes the space and its roles (as CC does
+    for a space without apps or service instances, the only kind the sandbox has)."""
+    state = state_of(request)
+    caller = cc_auth(state, request, write=True)
+    space_or_404(state, caller, guid)
+    if not caller.admin:
+        raise errors.not_authorized()
+    job = state.start_job("space.delete", "space", guid)
+    return accepted(f"{base_url(request)}/v3/jobs/{job.guid}")

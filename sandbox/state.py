@@ -101,6 +101,8 @@ class SandboxState:
             self.store.remove_role(job.resource_guid)  # "already deleted" races are ignored
         elif job.operation == "user.delete":
             self.store.delete_cc_user(job.resource_guid)
+        elif job.operation == "space.delete":
+            self.store.delete_space(job.resource_guid)
         job.state = "COMPLETE"
         self.mark_dirty()
 
@@ -109,6 +111,8 @@ class SandboxState:
             return job.resource_guid in self.store.roles
         if job.resource_type == "user":
             return job.resource_guid in self.store.cc_users
+        if job.resource_type == "space":
+            return job.resource_guid in self.store.spaces
         return False
 
     # ---- persistence -------------------------------------------------------------------------

@@ -293,6 +293,16 @@ class Store:
         self.version += 1
         return True
 
+    def delete_space(self, guid: str) -> None:
+        """The space and every role in it (CC deletes them with the space)."""
+        for role_guid in list(self.roles_by_scope.get(guid, {})):
+            self.remove_role(role_guid)
+        self.roles_by_scope.pop(guid, None)
+        space = self.spaces.pop(guid, None)
+        if space is not None:
+            self.spaces_by_org.get(space.org_guid, {}).pop(guid, None)
+            self.version += 1
+
     def has_org_user(self, user_guid: str, org_guid: str) -> bool:
         return (user_guid, org_guid, "organization_user") in self.role_by_key
 
