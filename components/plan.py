@@ -25,7 +25,6 @@ Rules (see docs/mappings.md and DESIGN.md):
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -42,6 +41,7 @@ from components.model import (
     Scope,
     UserRef,
 )
+from components.protection import ProtectedUsers
 
 MAX_REASONS = 3  # provenance values appear in preview diffs: keep them short
 
@@ -54,31 +54,25 @@ class PlanError(ValueError):
 class PlanSettings:
     """Plan knobs from stack config.
 
-    ``protected_users`` are regexes matched (fullmatch, case-insensitive) against
-    both ``origin/username`` and the bare username. ``source_origins`` gives the
-    UAA origin of each identity source; named users without an explicit origin
-    get the default source's.
+    ``protected_users`` are regexes matched by search, case-insensitive, against
+    both ``origin/username`` and the bare username (components/protection.py).
+    ``source_origins`` gives the UAA origin of each identity source; named users
+    without an explicit origin get the default source's.
     """
 
     protected_users: tuple[str, ...] = ()
     default_source: str = "directory"
     source_origins: Mapping[str, str] = field(default_factory=dict)
     expiry_warning_days: int = 7
-    _patterns: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False, default=())
+    _protected: ProtectedUsers = field(init=False, repr=False, compare=False, default=ProtectedUsers())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protected_users", tuple(self.protected_users))
         object.__setattr__(self, "source_origins", MappingProxyType(dict(self.source_origins)))
-        patterns: list[re.Pattern[str]] = []
-        for text in self.protected_users:
-            try:
-                patterns.append(re.compile(text, re.IGNORECASE))
-            except re.error as exc:
-                raise ValueError(f"protected_users: invalid regex {text!r}: {exc}") from None
-        object.__setattr__(self, "_patterns", tuple(patterns))
+        object.__setattr__(self, "_protected", ProtectedUsers.from_patterns(self.protected_users))
 
     def is_protected(self, user: UserRef) -> bool:
-        return any(p.fullmatch(user.key) or p.fullmatch(user.username) for p in self._patterns)
+        return self._protected.matches(user.key)
 
     def default_origin(self) -> str:
         try:

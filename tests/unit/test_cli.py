@@ -119,7 +119,7 @@ def test_offline_config_masks_secrets() -> None:
     assert "cfClientSecret" in config.secret_keys
     assert config.get("directoryOrigin") == "corp-sso"
     assert config.get("concurrency") == "8"  # Pulumi.yaml default
-    assert config.get_object("protectedUsers") == ["(.*/)?admin(@.*)?"]
+    assert config.get_object("protectedUsers") == ["^(.*/)?admin(@.*)?$"]
 
 
 def test_env_overrides_cf_connection(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -250,7 +250,7 @@ def test_named_user_without_default_origin_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    ["admin", "ADMIN", "uaa/admin", "(.*/)?admin(@.*)?", "uaa/.*min"],
+    ["admin", "ADMIN", "uaa/admin", "(.*/)?admin(@.*)?", "uaa/.*min", "^admin", "^uaa/admin$"],
 )
 def test_protected_users_excluded_everywhere(pattern: str) -> None:
     settings = PlanSettings(
@@ -274,21 +274,30 @@ def test_protected_users_excluded_everywhere(pattern: str) -> None:
     assert ap.excluded_protected == ("uaa/admin",)
 
 
-def test_protected_pattern_is_fullmatch_not_search() -> None:
-    settings = PlanSettings(
-        protected_users=("admin",), default_source="directory", source_origins={"directory": "uaa"}
-    )
-    ap = plan(
-        "org: o\norg_roles:\n  organization_manager: {groups: [g]}\n",
-        snap(directory__g=(p("sysadmin@corp.com"), p("admin"))),
-        settings,
-    )
-    assert list(members(ap, "o", "organization_manager")) == ["uaa/sysadmin@corp.com"]
-    assert ap.excluded_protected == ("uaa/admin",)
+def test_protected_pattern_is_search_anchors_make_it_exact() -> None:
+    def planned(pattern: str) -> AccessPlan:
+        settings = PlanSettings(
+            protected_users=(pattern,), default_source="directory", source_origins={"directory": "uaa"}
+        )
+        return plan(
+            "org: o\norg_roles:\n  organization_manager: {groups: [g]}\n",
+            snap(directory__g=(p("sysadmin@corp.com"), p("admin@acme.com"), p("admin"))),
+            settings,
+        )
+
+    prefix = planned("^admin")  # fullmatch left admin@acme.com unprotected
+    assert list(members(prefix, "o", "organization_manager")) == ["uaa/sysadmin@corp.com"]
+    assert prefix.excluded_protected == ("uaa/admin", "uaa/admin@acme.com")
+    exact = planned("^admin$")
+    assert list(members(exact, "o", "organization_manager")) == [
+        "uaa/admin@acme.com",
+        "uaa/sysadmin@corp.com",
+    ]
+    assert exact.excluded_protected == ("uaa/admin",)
 
 
 def test_invalid_protected_regex_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"protected_users: invalid regex '\(\['"):
+    with pytest.raises(ValueError, match=r"protectedUsers\[0\] is not a valid regular expression .*'\(\['"):
         PlanSettings(protected_users=("([",))
 
 
