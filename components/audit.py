@@ -8,7 +8,7 @@ trail)::
     {"time": "2026-11-29T19:20:01.123456Z", "stack": "prod", "update": "merge",
      "operation": "update", "action": "add", "user": "corp-sso/judy@corp.com",
      "scope": "payments/dev", "role": "space_developer",
-     "reason": "group directory:payments-dev (mappings/payments.yaml:13)"}
+     "reason": "group directory:payments-dev (mappings/payments.yaml)"}
 
 ``action`` is ``add`` / ``remove`` (roles) or ``create-user`` / ``delete-user``.
 ``reason`` is the member's provenance for an add; for a remove what granted it
