@@ -8,7 +8,7 @@ trail)::
     {"time": "2026-11-29T19:20:01.123456Z", "stack": "prod", "update": "merge",
      "operation": "update", "action": "add", "user": "corp-sso/judy@corp.com",
      "scope": "payments/dev", "role": "space_developer",
-     "reason": "group directory:payments-dev (mappings/payments.yaml:13)"}
+     "reason": "group directory:payments-dev (mappings/payments.yaml)"}
 
 ``action`` is ``add`` / ``remove`` (roles) or ``create-user`` / ``delete-user``.
 ``reason`` is the member's provenance for an add; for a remove what granted it
@@ -23,7 +23,11 @@ Where the fields come from, inside the provider process:
   objects carry it and it is pickled with them (``pulumi.get_stack()``).
 * ``update`` - ``CF_ACCESS_UPDATE_KIND`` when set (CI sets ``merge``,
   ``drift-repair``, ...), else the Pulumi command that started the provider
-  (``up``, ``destroy``, read from the parent process on Linux), else ``unknown``.
+  (``up``, ``destroy``, ``refresh``, ``preview``), else ``unknown``. The provider's
+  parent is not the ``pulumi`` CLI but the SDK's launcher script
+  (``pulumi-resource-pulumi-python`` runs python under ``/bin/sh``, without
+  ``exec``), so on Linux we walk up the process ancestry (``/proc/<pid>/stat``
+  ppid) to the first ``pulumi`` process whose argv names a command.
 * ``operation`` - the resource operation that wrote (create, update, delete).
 
 Safety: the provider serves up to four gRPC calls at once and fans member
@@ -33,7 +37,11 @@ descriptor, under a per-file lock in the process and an exclusive ``flock``
 across processes, so lines never interleave or tear. ``check()`` (called from
 ``configure()``) opens the file before any CF write, so a bad path fails the
 run before anything is changed. A failed append after a CF write raises
-``AuditWriteError`` (the operation fails, the next ``up`` re-checks it).
+``AuditWriteError`` and *latches*: from then on every ``record``, ``check`` and
+``ensure_writable`` of that trail raises ``AuditWriteError`` naming the file, so
+a provider that calls ``ensure_writable()`` before each CF write stops before
+its next change instead of changing CF with nothing recorded. The next run
+starts a new provider process and re-checks the file.
 """
 
 from __future__ import annotations
@@ -96,20 +104,54 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def detect_update_kind(environ: dict[str, str] | None = None, proc: Path = Path("/proc")) -> str:
-    """``CF_ACCESS_UPDATE_KIND``, else the ``pulumi <command>`` of the parent process, else ``unknown``."""
+MAX_ANCESTRY = 32  # provider <- launcher script <- pulumi: a few levels; bounded against loops
+
+
+def _parent_pid(pid: int, proc: Path) -> int | None:
+    """ppid from ``/proc/<pid>/stat``: the 4th field, counted after the ``(comm)`` (which may
+    contain spaces and parentheses, hence the last ``)``)."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return int(fields[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pulumi_command(pid: int, proc: Path) -> str | None:
+    """The command of ``pid`` when it is a ``pulumi <command>`` process, else None."""
+    try:
+        raw = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    args = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+    if not args or Path(args[0]).name not in ("pulumi", "pulumi.exe"):
+        return None
+    for arg in args[1:]:
+        if arg in PULUMI_COMMANDS:
+            return "up" if arg == "update" else arg
+    return None
+
+
+def detect_update_kind(
+    environ: dict[str, str] | None = None, proc: Path = Path("/proc"), pid: int | None = None
+) -> str:
+    """``CF_ACCESS_UPDATE_KIND``, else the command of the nearest ``pulumi <command>``
+    ancestor of ``pid`` (default: this process), else ``unknown``."""
     env = os.environ if environ is None else environ
     if env.get(UPDATE_KIND_ENV):
         return env[UPDATE_KIND_ENV]
-    try:
-        raw = (proc / str(os.getppid()) / "cmdline").read_bytes()
-    except OSError:
-        return "unknown"
-    args = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
-    if args and Path(args[0]).name.startswith("pulumi"):
-        for arg in args[1:]:
-            if arg in PULUMI_COMMANDS:
-                return "up" if arg == "update" else arg
+    current: int | None = os.getpid() if pid is None else pid
+    seen: set[int] = set()
+    while current is not None and current > 0 and current not in seen and len(seen) < MAX_ANCESTRY:
+        seen.add(current)
+        command = _pulumi_command(current, proc)
+        if command is not None:
+            return command
+        current = _parent_pid(current, proc)
     return "unknown"
 
 
@@ -129,12 +171,19 @@ class AuditTrail:
         self.update = update if update is not None else detect_update_kind()
         self._clock = clock
         self._lock = _lock_for(path)
+        self._failure: AuditWriteError | None = None  # latched by the first failed append
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"AuditTrail({str(self.path)!r}, stack={self.stack!r}, update={self.update!r})"
 
     def check(self) -> None:
-        """Create the folder and file if needed and make sure we can append (before any write)."""
+        """Create the folder and file if needed and make sure we can append (before any write).
+
+        Raises the latched failure when an earlier append failed, even if the file
+        would open now: lines are already missing, so this run must not go on.
+        """
+        self._raise_latched()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -143,6 +192,29 @@ class AuditTrail:
             raise AuditWriteError(
                 exc.errno, f"audit log {self.path} is not writable: {exc.strerror}"
             ) from None
+        self._checked = True
+
+    def ensure_writable(self) -> None:
+        """Call before each CF write: raises once any append failed (cheap: no I/O after the
+        first successful ``check``)."""
+        self._raise_latched()
+        if not self._checked:
+            self.check()
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    def _raise_latched(self) -> None:
+        failure = self._failure
+        if failure is not None:
+            raise AuditWriteError(
+                failure.errno,
+                f"audit log {self.path}: an earlier change could not be recorded "
+                f"({str(failure.strerror).removeprefix(f'audit log {self.path}: ')}); "
+                "no further change is made in this run - fix the file (disk space, permissions, "
+                "the auditLog path) and run again",
+            )
 
     def ensure_writable(self) -> None:
         """Placeholder until the latch lands: appends are checked by record()."""
@@ -168,7 +240,12 @@ class AuditTrail:
             role=role,
             reason=reason,
         )
-        self._append(event.line().encode("utf-8"))
+        self._raise_latched()
+        try:
+            self._append(event.line().encode("utf-8"))
+        except AuditWriteError as exc:
+            self._failure = self._failure or exc
+            raise
         return event
 
     def _append(self, data: bytes) -> None:

@@ -215,43 +215,46 @@ class Mappings:
 # --------------------------------------------------------------------------- loading
 
 
+MAPPING_SUFFIXES = (".yaml", ".yml")
+# Files that may live in the mappings tree without being mappings.
+ALLOWED_OTHER_FILES = ("schema.json",)
+ALLOWED_OTHER_SUFFIXES = (".md",)
+
+
 def load_mappings(
     path: str | Path | Sequence[str | Path],
     *,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     known_sources: Collection[str] | None = None,
 ) -> Mappings:
-    """Load every ``*.yaml``/``*.yml`` file of a directory (or the given files) and validate.
+    """Load every ``*.yaml``/``*.yml`` file below a directory (or the given files) and validate.
 
-    Hidden files (``.name``) are skipped. Files over ``max_file_bytes`` are refused
-    before they are read. With ``known_sources``, group prefixes naming another
-    source are errors too. Raises ``MappingError`` listing every problem.
+    Subfolders are read too (``mappings/teams/payments.yaml``); files and folders
+    whose name starts with ``.`` are skipped. Any other file in the tree except
+    ``schema.json`` and ``*.md`` is an error - a mapping saved as ``payments.yaml.bak``
+    or ``payments.txt`` must not be dropped without anyone noticing, because its
+    roles would be removed. Files over ``max_file_bytes`` are refused before they
+    are read. With ``known_sources``, group prefixes naming another source are
+    errors too. Raises ``MappingError`` listing every problem.
     """
     problems: list[Problem] = []
     files: list[Path]
-    if isinstance(path, str | Path):
+    root: Path | None = None
+    if isinstance(path, str | Path) and Path(path).is_dir():
         root = Path(path)
-        if root.is_dir():
-            files = sorted(
-                p
-                for p in root.iterdir()
-                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+        files, strays = _walk(root)
+        problems.extend(_stray_problem(root, f) for f in strays)
+        if not files and not strays:
+            raise MappingError(
+                [Problem(display_path(root), None, None, "", "no mapping files (*.yaml) found")]
             )
-            if not files:
-                raise MappingError(
-                    [Problem(display_path(root), None, None, "", "no mapping files (*.yaml) found")]
-                )
-        else:
-            files = [root]
+    elif isinstance(path, str | Path):
+        files = [Path(path)]
     else:
         files = [Path(p) for p in path]
     named: list[tuple[str, bytes]] = []
     for f in files:
-        shown = display_path(f)
-        if Path(shown).is_absolute() and isinstance(path, str | Path) and Path(path).is_dir():
-            # Outside the project: name files "<folder>/<file>" so provenance in
-            # state does not churn when the checkout moves (CI workspaces).
-            shown = f"{Path(path).name}/{f.name}"
+        shown = _shown(f, root)
         data, read_problems = read_limited(f, shown, max_file_bytes)
         problems.extend(read_problems)
         if data is not None:
@@ -261,6 +264,55 @@ def load_mappings(
     if problems:
         raise MappingError(problems)
     return mappings
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """(mapping files, files that must not be there) below ``root``, sorted, hidden entries skipped."""
+    files: list[Path] = []
+    strays: list[Path] = []
+    seen: set[Path] = set()
+
+    def visit(folder: Path) -> None:
+        real = folder.resolve()
+        if real in seen:  # a symlink loop: each folder once
+            return
+        seen.add(real)
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                visit(entry)
+            elif entry.is_file() and entry.suffix in MAPPING_SUFFIXES:
+                files.append(entry)
+            elif not (entry.name in ALLOWED_OTHER_FILES or entry.suffix in ALLOWED_OTHER_SUFFIXES):
+                strays.append(entry)
+
+    visit(root)
+    return files, strays
+
+
+def _shown(file: Path, root: Path | None) -> str:
+    """How a file is named in provenance and errors: relative to the project (working) folder.
+
+    A folder outside it names files ``<folder>/<path below it>`` so provenance in state
+    does not churn when the checkout moves (CI workspaces).
+    """
+    shown = display_path(file)
+    if root is not None and Path(shown).is_absolute():
+        shown = (Path(root.name) / file.relative_to(root)).as_posix()
+    return shown
+
+
+def _stray_problem(root: Path, file: Path) -> Problem:
+    return Problem(
+        _shown(file, root),
+        None,
+        None,
+        "",
+        "not a mapping file, and every file in the mappings folder must be one: rename it to "
+        "end in .yaml if it holds mappings (it is not read now, so its roles would be removed), "
+        "or move it out of the mappings folder (only schema.json and *.md may sit next to mappings)",
+    )
 
 
 def parse_mappings(

@@ -68,7 +68,9 @@ class Membership:
     """Desired holders of one role type in one scope.
 
     ``members`` maps ``UserRef.key`` to provenance: a short human-readable
-    reason such as ``group okta:payments-dev (mappings/payments.yaml:12)``.
+    reason such as ``group okta:payments-dev (mappings/payments.yaml)`` - the file
+    without a line number, because it is stored in state (``AccessPlan.located``
+    has the ``file:line`` form).
     """
 
     scope: Scope

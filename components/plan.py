@@ -19,6 +19,11 @@ Rules (see docs/mappings.md and DESIGN.md):
   mappings would have granted are listed in ``excluded_protected``.
 * Grants with ``until`` in the past are dropped (with a warning); grants ending
   within ``expiry_warning_days`` produce a warning.
+* Provenance in ``Membership.members`` names the file only (``group
+  directory:payments-dev (mappings/payments.yaml)``): it is a resource input
+  stored in state, and a line number there would update every membership below
+  a line inserted at the top of a file. The same reasons with ``file:line``, for
+  people (PR summary, ``why``), are in ``AccessPlan.located``.
 * Output is sorted: the same input gives the same plan.
 """
 
@@ -42,6 +47,7 @@ from components.model import (
     Scope,
     UserRef,
 )
+from components.protection import ProtectedUsers
 
 MAX_REASONS = 3  # provenance values appear in preview diffs: keep them short
 
@@ -54,31 +60,25 @@ class PlanError(ValueError):
 class PlanSettings:
     """Plan knobs from stack config.
 
-    ``protected_users`` are regexes matched (fullmatch, case-insensitive) against
-    both ``origin/username`` and the bare username. ``source_origins`` gives the
-    UAA origin of each identity source; named users without an explicit origin
-    get the default source's.
+    ``protected_users`` are regexes matched by search, case-insensitive, against
+    both ``origin/username`` and the bare username (components/protection.py).
+    ``source_origins`` gives the UAA origin of each identity source; named users
+    without an explicit origin get the default source's.
     """
 
     protected_users: tuple[str, ...] = ()
     default_source: str = "directory"
     source_origins: Mapping[str, str] = field(default_factory=dict)
     expiry_warning_days: int = 7
-    _patterns: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False, default=())
+    _protected: ProtectedUsers = field(init=False, repr=False, compare=False, default=ProtectedUsers())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protected_users", tuple(self.protected_users))
         object.__setattr__(self, "source_origins", MappingProxyType(dict(self.source_origins)))
-        patterns: list[re.Pattern[str]] = []
-        for text in self.protected_users:
-            try:
-                patterns.append(re.compile(text, re.IGNORECASE))
-            except re.error as exc:
-                raise ValueError(f"protected_users: invalid regex {text!r}: {exc}") from None
-        object.__setattr__(self, "_patterns", tuple(patterns))
+        object.__setattr__(self, "_protected", ProtectedUsers.from_patterns(self.protected_users))
 
     def is_protected(self, user: UserRef) -> bool:
-        return any(p.fullmatch(user.key) or p.fullmatch(user.username) for p in self._patterns)
+        return self._protected.matches(user.key)
 
     def default_origin(self) -> str:
         try:
@@ -126,10 +126,18 @@ class AccessPlan:
     warnings: tuple[str, ...] = ()
     excluded_protected: tuple[str, ...] = ()
     skipped_inactive: tuple[str, ...] = ()
+    # (scope label, role, member key) -> the member's provenance with file:line (for people;
+    # the state keeps the line-free text in Membership.members).
+    located: Mapping[tuple[str, RoleType, str], str] = field(default_factory=dict, hash=False)
 
     def memberships(self) -> Iterator[Membership]:
         for org in self.orgs:
             yield from org.memberships()
+
+    def located_reason(self, scope: str, role: RoleType, key: str) -> str | None:
+        """Why ``key`` holds ``role`` in ``scope`` (label ``org`` or ``org/space``), with
+        ``file:line``; None when the plan does not grant it."""
+        return self.located.get((scope, role, key))
 
     def membership(self, org: str, role: RoleType, space: str | None = None) -> Membership | None:
         scope = Scope(org, space)
@@ -155,8 +163,9 @@ class AccessPlan:
 
 # --------------------------------------------------------------------------- building
 
-# A reason is (rank, text): groups first, then named users, then implied; text breaks ties.
-_Reason = tuple[int, str]
+# A reason is (rank, text, text with line): groups first, then named users, then implied;
+# the line-free text breaks ties, so both renderings list the same reasons in the same order.
+_Reason = tuple[int, str, str]
 _Members = dict[str, set[_Reason]]
 
 
@@ -173,6 +182,7 @@ def build_plan(
         warnings=tuple(sorted(set(builder.warnings))),
         excluded_protected=tuple(sorted(builder.excluded)),
         skipped_inactive=tuple(sorted(builder.inactive)),
+        located=MappingProxyType(dict(sorted(builder.located.items()))),
     )
 
 
@@ -185,6 +195,7 @@ class _Builder:
         self.excluded: set[str] = set()
         self.inactive: set[str] = set()
         self.users: dict[UserRef, set[str]] = {}
+        self.located: dict[tuple[str, RoleType, str], str] = {}
         self._protected: dict[UserRef, bool] = {}
         # Anyone listed as inactive anywhere in the snapshot is treated as inactive everywhere
         # (least privilege if a source ever reports one person inconsistently).
@@ -216,7 +227,8 @@ class _Builder:
             for space_name, roles in spaces:
                 for role, members in roles.items():
                     for key in members:
-                        org_user.setdefault(key, set()).add((2, f"{space_name}/{role}"))
+                        implied = f"{space_name}/{role}"
+                        org_user.setdefault(key, set()).add((2, implied, implied))
 
         org_memberships = tuple(
             self.membership(Scope(org.name), role, org.ownership, org_roles[role])
@@ -239,6 +251,7 @@ class _Builder:
     def membership(self, scope: Scope, role: RoleType, ownership: Ownership, members: _Members) -> Membership:
         for key in members:
             self.users.setdefault(UserRef.parse(key), set()).add(f"{scope.label}/{role}")
+            self.located[(scope.label, role, key)] = _render(members[key], with_lines=True)
         return Membership(
             scope=scope,
             role=role,
@@ -259,7 +272,8 @@ class _Builder:
                 raise PlanError(
                     f"{g.location}: group {ref} is not in the identity snapshot; refusing to plan without it"
                 ) from None
-            reason = (0, f"group {ref}{_until(g.until)} ({g.location})")
+            what = f"group {ref}{_until(g.until)}"
+            reason = (0, f"{what} ({g.location.file})", f"{what} ({g.location})")
             for person in people:
                 self.add(members, person.ref, reason, person)
         for u in rg.users:
@@ -273,7 +287,8 @@ class _Builder:
                 )
                 self.inactive.add(ref_user.key)
                 continue
-            self.add(members, ref_user, (1, f"named user{_until(u.until)} ({u.location})"), None)
+            what = f"named user{_until(u.until)}"
+            self.add(members, ref_user, (1, f"{what} ({u.location.file})", f"{what} ({u.location})"), None)
         return members
 
     def protected(self, user: UserRef) -> bool:
@@ -309,13 +324,63 @@ class _Builder:
         return True
 
 
+# The explicit reasons _render writes, parsed back (``until`` and the file are optional parts).
+_GROUP_REASON = re.compile(r"group (?P<ref>.+?)(?P<until> until \d{4}-\d{2}-\d{2})? \((?P<file>[^()]+)\)")
+_USER_REASON = re.compile(r"named user(?P<until> until \d{4}-\d{2}-\d{2})? \((?P<file>[^()]+)\)")
+
+
+def locate_provenance(
+    provenance: str, mappings: Mappings, scope: Scope, role: RoleType, member: str, settings: PlanSettings
+) -> str:
+    """``provenance`` as stored in state (file only) with each reason's ``file:line`` put back,
+    found in ``mappings`` - for reports built from a preview's state diff (the PR summary).
+
+    Within one scope and role a group or a named user is listed once, so each reason has one
+    location. Reasons the mappings no longer hold (a removal's ``was: ...``) stay as they are.
+    """
+    grants = _role_grants(mappings, scope, role)
+    if grants is None:
+        return provenance
+    return "; ".join(_locate_part(part, grants, member, settings) for part in provenance.split("; "))
+
+
+def _role_grants(mappings: Mappings, scope: Scope, role: RoleType) -> RoleGrants | None:
+    org = mappings.org(scope.org)
+    if org is None:
+        return None
+    if scope.space is None:
+        return org.role(role)
+    space = org.space(scope.space)
+    return None if space is None else space.role(role)
+
+
+def _locate_part(part: str, grants: RoleGrants, member: str, settings: PlanSettings) -> str:
+    group = _GROUP_REASON.fullmatch(part)
+    if group is not None:
+        for g in grants.groups:
+            if g.ref(settings.default_source) == group["ref"] and g.location.file == group["file"]:
+                return part.removesuffix(f"({g.location.file})") + f"({g.location})"
+        return part
+    named = _USER_REASON.fullmatch(part)
+    if named is not None:
+        ref = UserRef.parse(member)
+        default_origin = settings.source_origins.get(settings.default_source)
+        for u in grants.users:
+            if (u.username, u.origin or default_origin) == (ref.username, ref.origin) and (
+                u.location.file == named["file"]
+            ):
+                return part.removesuffix(f"({u.location.file})") + f"({u.location})"
+    return part
+
+
 def _until(until: dt.date | None) -> str:
     return f" until {until.isoformat()}" if until else ""
 
 
-def _render(reasons: set[_Reason]) -> str:
-    explicit = [text for rank, text in sorted(reasons) if rank < 2]
-    implied = sorted(text for rank, text in reasons if rank == 2)
+def _render(reasons: set[_Reason], *, with_lines: bool = False) -> str:
+    ordered = sorted(reasons)
+    explicit = [located if with_lines else text for rank, text, located in ordered if rank < 2]
+    implied = sorted(text for rank, text, _ in reasons if rank == 2)
     parts = list(explicit)
     if implied:
         label = "implied by space role" if len(implied) == 1 else "implied by space roles"

@@ -9,6 +9,7 @@ keys, defaults and error messages are defined once, matching ``Pulumi.yaml``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,12 @@ from pydantic import SecretStr
 
 from components.guards import GuardSettings
 from components.model import DeprovisionPolicy
+from components.protection import ProtectedUsers, ProtectionError, unanchored_warning
 
 PROJECT = "cf-access"
 USERNAME_ATTRIBUTES = ("username", "email")
+
+_log = logging.getLogger(__name__)
 
 
 class SettingsError(ValueError):
@@ -59,6 +63,9 @@ class Settings:
     username_attribute: str
     protected_users: tuple[str, ...]
     deprovision_policy: DeprovisionPolicy
+    # Things worth telling the operator that do not stop the run (e.g. protectedUsers
+    # patterns whose meaning widened when matching moved from full match to search).
+    warnings: tuple[str, ...] = ()
 
 
 def _key(name: str) -> str:
@@ -121,16 +128,15 @@ def _string_list(config: ConfigReader, name: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-def _regex_list(config: ConfigReader, name: str) -> tuple[str, ...]:
+def _protected_users(config: ConfigReader, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The patterns (validated once, by the matcher itself) and migration warnings."""
     values = _string_list(config, name)
-    for index, pattern in enumerate(values):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise SettingsError(
-                f"stack config {_key(name)}[{index}] is not a valid regular expression ({exc}): {pattern!r}"
-            ) from None
-    return values
+    try:
+        ProtectedUsers.from_patterns(values, what=f"stack config {_key(name)}")
+    except ProtectionError as exc:
+        raise SettingsError(str(exc)) from None
+    warnings = (unanchored_warning(p, i, what=f"stack config {_key(name)}") for i, p in enumerate(values))
+    return values, tuple(w for w in warnings if w)
 
 
 def load_guard_settings(config: ConfigReader, *, override_mass_removal: bool = False) -> GuardSettings:
@@ -169,7 +175,14 @@ def load_deprovision_policy(config: ConfigReader) -> DeprovisionPolicy:
 def load_settings(
     config: ConfigReader, project_root: Path, *, override_mass_removal: bool = False
 ) -> Settings:
-    """Read and validate the whole stack config; raise SettingsError naming the key."""
+    """Read and validate the whole stack config; raise SettingsError naming the key.
+
+    Non-fatal findings are in ``Settings.warnings`` (and logged here, so a caller
+    that ignores them still leaves a trace).
+    """
+    protected_users, warnings = _protected_users(config, "protectedUsers")
+    for warning in warnings:
+        _log.warning("%s", warning)
     return Settings(
         cf=load_cf_connection(config),
         guards=load_guard_settings(config, override_mass_removal=override_mass_removal),
@@ -178,6 +191,7 @@ def load_settings(
         directory_file=project_root / _string(config, "directoryFile", "directory/example.yaml"),
         directory_origin=_string(config, "directoryOrigin", "uaa"),
         username_attribute=_choice(config, "usernameAttribute", USERNAME_ATTRIBUTES, "username"),
-        protected_users=_regex_list(config, "protectedUsers"),
+        protected_users=protected_users,
         deprovision_policy=load_deprovision_policy(config),
+        warnings=warnings,
     )

@@ -25,6 +25,7 @@ from .pagination import paginate
 from .params import ListQuery, list_spec
 from .presenters import job_dict, org_dict, role_json_text, space_dict, store_user_dict
 from .responses import accepted, cc_json, encode, rails_escape, raw_json
+from .state import SandboxState
 from .store import ALL_ROLE_TYPES, ORG_ROLE_SET, SPACE_ROLE_SET, Org, Role, Space, Store
 
 router = APIRouter()
@@ -300,6 +301,17 @@ def _refuse_duplicate_role(
         )
 
 
+def _refuse_rejected_user(
+    state: SandboxState, user_guid: str | None, username: str | None, origin: str | None
+) -> None:
+    """The ``reject_usernames`` fault, checked before anything (shadow user, CC user, role) is stored."""
+    if user_guid is not None:
+        uaa = state.store.uaa_users.get(user_guid)
+        username, origin = (uaa.username, uaa.origin) if uaa is not None else (None, None)
+    if username is not None and state.faults.rejects(username):
+        raise errors.user_rejected(username, origin, "Role")
+
+
 @router.post("/v3/roles")
 async def create_role(request: Request) -> Response:
     state = state_of(request)
@@ -315,6 +327,7 @@ async def create_role(request: Request) -> Response:
     user_guid: str | None = user_data.get("guid")
     username: str | None = user_data.get("username")
     origin: str | None = user_data.get("origin")
+    _refuse_rejected_user(state, user_guid, username, origin)
 
     if role_type in SPACE_ROLE_SET:
         space_guid: str = rel["space"]["data"]["guid"]

@@ -182,12 +182,17 @@ async def create_user(request: Request) -> Response:
     store = state.store
     if guid:
         assert isinstance(guid, str)
+        known = store.uaa_users.get(guid)
+        if known is not None and state.faults.rejects(known.username):
+            raise errors.user_rejected(known.username, known.origin, "User")
         if guid in store.cc_users:
             raise errors.unprocessable(f"User with guid '{guid}' already exists.")
         store.add_cc_user(guid)
         state.mark_dirty()
         return cc_json(store_user_dict(store, guid, base_url(request)), 201)
     assert isinstance(username, str) and isinstance(origin, str)
+    if state.faults.rejects(username):
+        raise errors.user_rejected(username, origin, "User")
     uaa = store.uaa_lookup(username, origin)
     if uaa is None:
         retry_after = state.faults.uaa_rate_limited()

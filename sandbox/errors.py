@@ -58,6 +58,12 @@ def unprocessable(messages: str | Sequence[str]) -> CFError:
     return CFError(422, "CF-UnprocessableEntity", 10008, _join(messages))
 
 
+def user_rejected(username: str, origin: str | None, what: str) -> CFError:
+    """The ``reject_usernames`` fault: CC refuses to act for this one user."""
+    where = f" with origin '{origin}'" if origin else ""
+    return unprocessable(f"{what} for user '{username}'{where} could not be created: the user was rejected.")
+
+
 def resource_not_found(resource: str) -> CFError:
     return CFError(404, "CF-ResourceNotFound", 10010, f"{resource} not found")
 

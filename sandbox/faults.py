@@ -6,6 +6,12 @@ closed without a response), answered 429 like CC's rate limiter, or answered 500
 before the request reaches the API. ``drop_after_rate`` and ``error_after_rate`` let the API
 process the request first and then lose the response (connection closed, or a gorouter-style 502),
 which is what makes clients prove their writes are idempotent.
+
+``reject_usernames`` is not random: creating a role for one of those users (by guid or by
+username), or creating that CC or UAA user, is refused with the error CC/UAA give for a request
+they will not carry out (422 ``CF-UnprocessableEntity`` naming the user; UAA: 400
+``invalid_scim_resource``), and nothing is stored. Partial-failure tests use it to make exactly
+one member of a change fail.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class FaultConfig:
     uaa_retry_after_s: int | None = None
     path_prefix: str | None = None
     seed: int | None = None
+    # usernames (compared case-insensitively, any origin) whose role/user creation is refused
+    reject_usernames: list[str] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     KNOBS = (
@@ -48,6 +56,7 @@ class FaultConfig:
         "uaa_retry_after_s",
         "path_prefix",
         "seed",
+        "reject_usernames",
     )
 
     @classmethod
@@ -66,6 +75,10 @@ class FaultConfig:
         ):
             if not 0.0 <= float(getattr(cfg, name)) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        if not isinstance(cfg.reject_usernames, list) or not all(
+            isinstance(u, str) and u for u in cfg.reject_usernames
+        ):
+            raise ValueError("reject_usernames must be a list of non-empty usernames")
         cfg.rng = random.Random(cfg.seed)
         return cfg
 
@@ -114,6 +127,13 @@ class FaultConfig:
         if not self.uaa_rate_429 or self.rng.random() >= self.uaa_rate_429:
             return None
         return self.uaa_retry_after_s if self.uaa_retry_after_s is not None else self.rng.randint(5, 20)
+
+    def rejects(self, username: str | None) -> bool:
+        """Whether creating a role for, or creating, the user ``username`` must be refused."""
+        if not username or not self.reject_usernames:
+            return False
+        folded = username.casefold()
+        return any(folded == u.casefold() for u in self.reject_usernames)
 
     def public(self) -> dict[str, Any]:
         d = asdict(self)

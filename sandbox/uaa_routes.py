@@ -319,6 +319,10 @@ async def create_user(request: Request) -> Response:
     if not isinstance(origin, str):
         raise errors.scim_error(400, "invalid_scim_resource", "Origin must be a string.")
     username, emails = _validate_user_body(body, origin)
+    if state.faults.rejects(username):  # the reject_usernames fault: UAA refuses this user
+        raise errors.scim_error(
+            400, "invalid_scim_resource", f"User '{username}' with origin '{origin}' was rejected."
+        )
     existing = state.store.uaa_lookup(username, origin)
     if existing is not None:
         raise _already_exists(existing)

@@ -235,7 +235,7 @@ def export(
 ) -> None:
     """Write starting mappings (additive, named users) from the roles CF holds now."""
     from components.cli.context import build_context
-    from components.cli.export import build_exports, write_exports
+    from components.cli.export import ExportNameError, build_exports, write_exports
     from components.cli.inventory import read_inventory
     from components.cloudfoundry.errors import CloudFoundryError
     from components.settings import SettingsError
@@ -250,7 +250,7 @@ def export(
     exports = build_exports(inventory, ctx.plan_settings(), default_origin, set(orgs) if orgs else None)
     try:
         paths = write_exports(exports, out_dir, force=force)
-    except FileExistsError as exc:
+    except (FileExistsError, ExportNameError) as exc:
         raise _fail(exc) from None
     for e, path in zip(exports, paths, strict=True):
         click.echo(f"wrote {path} ({e.assignments} role assignments)")

@@ -18,12 +18,17 @@ that org (the others get it implied by their space roles). Left out: UAA clients
 (no username), protected users (never touched anyway), orgs with no roles.
 Named users keep their origin: ``{user: x, origin: y}`` when it is not the
 default source's origin.
+
+File names: ``<org>.yaml`` with unsafe characters as ``_``; orgs whose names
+would share a file (``a/b`` and ``a_b``, or names differing only in case) get
+``<org>-<hash>.yaml`` instead of overwriting each other (``file_names``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +44,10 @@ HEADER = """\
 # additive: cf-access manages only what is listed here; people who got roles by hand keep them.
 # Next steps: replace named users by IdP groups, one reviewed change at a time.
 """
+
+
+class ExportNameError(ValueError):
+    """Two exported orgs would be written to the same file."""
 
 
 @dataclass(frozen=True)
@@ -103,13 +112,48 @@ def build_exports(
 
 
 def file_name(org: str) -> str:
+    """The plain file name for ``org``: characters other than letters, digits, ``-_.`` become ``_``."""
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in org)
     return f"{safe}.yaml"
 
 
+def _hashed_name(org: str) -> str:
+    digest = hashlib.sha256(org.encode("utf-8")).hexdigest()[:8]
+    return f"{file_name(org).removesuffix('.yaml')}-{digest}.yaml"
+
+
+def file_names(orgs: Sequence[str]) -> list[str]:
+    """One distinct file name per org, in the order given.
+
+    Different org names can map to one file name (``a/b`` and ``a_b``; ``Payments``
+    and ``payments`` on a case-insensitive file system), and writing both would
+    silently keep only the last. The plain name goes to the org whose name it spells
+    exactly (else the first in sorted order); every other org sharing it gets a suffix
+    from a hash of its own name, so the names do not depend on which orgs are exported.
+    """
+    claims: dict[str, list[str]] = defaultdict(list)
+    for org in orgs:
+        claims[file_name(org).casefold()].append(org)
+    names: dict[str, str] = {}
+    for orgs_sharing in claims.values():
+        exact = [o for o in sorted(orgs_sharing) if file_name(o) == f"{o}.yaml"]
+        keeper = (exact or sorted(orgs_sharing))[0]
+        for org in orgs_sharing:
+            names[org] = file_name(org) if org == keeper else _hashed_name(org)
+    result = [names[org] for org in orgs]
+    folded = [n.casefold() for n in result]
+    if len(set(folded)) != len(folded):  # a hashed name met a real org's plain name
+        twice = sorted({n for n in result if folded.count(n.casefold()) > 1})
+        raise ExportNameError(
+            f"cannot give every org its own file: {', '.join(twice)} would be written twice; "
+            "export those orgs one at a time (--org) into different --out folders"
+        )
+    return result
+
+
 def write_exports(exports: list[ExportedOrg], out_dir: Path, *, force: bool = False) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / file_name(e.name) for e in exports]
+    paths = [out_dir / name for name in file_names([e.name for e in exports])]
     clashes = [p for p in paths if p.exists()]
     if clashes and not force:
         raise FileExistsError(

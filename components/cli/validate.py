@@ -94,6 +94,7 @@ def _validate(
     except SettingsError as exc:
         report.problems.extend(f"{config.source}: {line}" for line in str(exc).splitlines())
         return
+    report.warnings.extend(f"{config.source}: {w}" for w in settings.warnings)
     ctx = Context(project_root, config, settings, sources)
     try:
         mappings = ctx.load_mappings()

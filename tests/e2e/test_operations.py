@@ -190,7 +190,7 @@ def test_audit_trail_records_every_applied_change(tmp_path: Path) -> None:
         for e in adds:
             assert (e["stack"], e["update"], e["operation"]) == (env.stack.stack, "merge", "create")
         dev = next(e for e in adds if e["scope"] == "payments/dev" and e["user"].endswith("/carol@corp.com"))
-        assert dev["reason"] == "group directory:payments-dev (mappings/payments.yaml:13)"
+        assert dev["reason"] == "group directory:payments-dev (mappings/payments.yaml)"
         created = {e["user"] for e in events if e["action"] == "create-user"}
         assert created == {user for user, _, _ in env.expected()}
 

@@ -192,6 +192,62 @@ def test_uaa_rate_limited_shadow_user_creation(server: SandboxServer, ctl: Sandb
     )
 
 
+def _stored_for(ctl: SandboxControl, username: str) -> dict[str, int]:
+    """How many UAA users, CC users and roles the sandbox holds for ``username``."""
+    state = ctl.state()
+    uaa_ids = {u["id"] for u in state["uaa_users"] if u["userName"] == username}
+    return {
+        "uaa": len(uaa_ids),
+        "cc": len(uaa_ids & {u["guid"] for u in state["users"]}),
+        "roles": sum(1 for r in state["roles"] if r["user_guid"] in uaa_ids),
+    }
+
+
+def test_reject_usernames_refuses_one_user_and_stores_nothing(
+    server: SandboxServer, ctl: SandboxControl
+) -> None:
+    api = Api(server.url)
+    org = api.org_guid("data")
+    bob, alice = "bob.rejected@corp.com", "alice.accepted@corp.com"
+    ctl.set_faults(reject_usernames=["Bob.Rejected@corp.com"])  # case-insensitive
+
+    resp = api.org_role("organization_user", org, username=bob, origin="okta")
+    assert error_of(resp) == (
+        422,
+        "CF-UnprocessableEntity",
+        10008,
+        f"Role for user '{bob}' with origin 'okta' could not be created: the user was rejected.",
+    )
+    resp = api.post("/v3/users", {"username": bob, "origin": "okta"})
+    assert error_of(resp)[:2] == (422, "CF-UnprocessableEntity") and bob in error_of(resp)[3]
+    resp = api.post("/uaa/Users", {"userName": bob, "origin": "okta", "emails": [{"value": bob}]})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_scim_resource"
+    assert bob in resp.json()["error_description"]
+    assert _stored_for(ctl, bob) == {"uaa": 0, "cc": 0, "roles": 0}
+    # everyone else is served normally
+    assert api.org_role("organization_user", org, username=alice, origin="okta").status_code == 201
+
+    # a user who exists already is refused by guid too (role and CC user)
+    ctl.clear_faults()
+    created = api.post("/uaa/Users", {"userName": bob, "origin": "okta", "emails": [{"value": bob}]})
+    assert created.status_code == 201
+    ctl.set_faults(reject_usernames=[bob])
+    bob_guid = created.json()["id"]
+    assert error_of(api.org_role("organization_user", org, guid=bob_guid))[0] == 422
+    assert error_of(api.post("/v3/users", {"guid": bob_guid}))[0] == 422
+    assert _stored_for(ctl, bob) == {"uaa": 1, "cc": 0, "roles": 0}
+    assert ctl.set_faults(reject_usernames=[bob])["reject_usernames"] == [bob]
+    ctl.clear_faults()
+    assert api.org_role("organization_user", org, guid=bob_guid).status_code == 201
+    assert _stored_for(ctl, bob) == {"uaa": 1, "cc": 1, "roles": 1}
+
+
+def test_reject_usernames_must_be_a_list(server: SandboxServer) -> None:
+    resp = httpx.put(f"{server.url}/_sandbox/faults", json={"reject_usernames": "bob@corp.com"})
+    assert resp.status_code == 400
+    assert "reject_usernames must be a list" in resp.json()["error"]
+
+
 def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl) -> None:
     auditor = Api(server.url, AUDITOR)
     ctl.set_rate_limit(limit=10, global_limit=100, reset_interval_s=60, admin_limit=-1)

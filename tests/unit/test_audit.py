@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -129,15 +128,93 @@ def test_unwritable_path_fails_check_even_as_root(tmp_path: Path) -> None:
         trail.record("add", "uaa/x", "org", "organization_user", "r")
 
 
-def test_update_kind(tmp_path: Path) -> None:
-    assert detect_update_kind({"CF_ACCESS_UPDATE_KIND": "drift-repair"}) == "drift-repair"
+def _fake_process(proc: Path, pid: int, ppid: int, comm: str, *argv: str) -> None:
+    (proc / str(pid)).mkdir(parents=True)
+    (proc / str(pid) / "stat").write_text(f"{pid} ({comm}) S {ppid} {pid} {pid} 0 -1 4194560 1 0\n")
+    (proc / str(pid) / "cmdline").write_bytes(b"".join(a.encode() + b"\0" for a in argv))
+
+
+def test_update_kind_walks_up_to_the_pulumi_cli(tmp_path: Path) -> None:
+    """The provider's parent is the SDK's launcher script (``/bin/sh``), not the CLI: the old
+    code looked only at the parent and said ``unknown`` for every ``pulumi up``."""
     proc = tmp_path / "proc"
-    (proc / str(os.getppid())).mkdir(parents=True)
-    cmdline = proc / str(os.getppid()) / "cmdline"
-    cmdline.write_bytes(b"/usr/bin/pulumi\0destroy\0--yes\0--stack\0prod\0")
-    assert detect_update_kind({}, proc) == "destroy"
-    cmdline.write_bytes(b"pulumi\0update\0--yes\0")
-    assert detect_update_kind({}, proc) == "up"
-    cmdline.write_bytes(b"python\0-m\0something\0")
-    assert detect_update_kind({}, proc) == "unknown"
-    assert detect_update_kind({}, tmp_path / "nowhere") == "unknown"
+    _fake_process(proc, 1, 0, "init", "/sbin/init")
+    _fake_process(
+        proc, 300, 1, "pulumi", "/opt/pulumi/bin/pulumi", "--cwd", "/p", "up", "--yes", "--stack", "prod"
+    )
+    # the SDK's provider launcher is a shell script that runs python without exec
+    _fake_process(
+        proc, 450, 300, "pulumi-resource", "/bin/sh", "/opt/pulumi/bin/pulumi-resource-pulumi-python"
+    )
+    _fake_process(proc, 500, 450, "python3 (x) y", "/p/venv/bin/python", "-m", "pulumi.dynamic")
+    assert detect_update_kind({}, proc, pid=500) == "up"
+    (proc / "300" / "cmdline").write_bytes(b"pulumi\0update\0--yes\0")
+    assert detect_update_kind({}, proc, pid=500) == "up"
+    for command in ("destroy", "refresh", "preview"):
+        (proc / "300" / "cmdline").write_bytes(f"/usr/bin/pulumi\0{command}\0--yes\0".encode())
+        assert detect_update_kind({}, proc, pid=500) == command
+
+
+def test_update_kind_unknown_without_a_pulumi_ancestor(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    _fake_process(proc, 1, 0, "init", "/sbin/init")
+    _fake_process(proc, 7, 1, "python", "python", "-m", "pytest", "up")  # 'up' but not pulumi
+    _fake_process(proc, 8, 7, "pulumi-language", "pulumi-language-python", "up")  # a plugin, not the CLI
+    assert detect_update_kind({}, proc, pid=8) == "unknown"
+    _fake_process(proc, 20, 21, "loop", "a")
+    _fake_process(proc, 21, 20, "loop", "b")
+    assert detect_update_kind({}, proc, pid=20) == "unknown"  # a cycle ends the walk
+    assert detect_update_kind({}, tmp_path / "nowhere", pid=5) == "unknown"
+
+
+def test_update_kind_env_wins(tmp_path: Path) -> None:
+    assert detect_update_kind({"CF_ACCESS_UPDATE_KIND": "drift-repair"}, tmp_path) == "drift-repair"
+
+
+def test_update_kind_of_this_process_is_found_on_real_proc() -> None:
+    """Our own ancestry is real: pytest is not under ``pulumi``, so ``unknown``, without error."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc")
+    assert detect_update_kind({}) == "unknown"
+
+
+def _break(path: Path) -> None:
+    """Make appends to ``path`` fail even as root: a directory where the file was."""
+    path.unlink()
+    path.mkdir()
+
+
+def test_failed_append_latches_and_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    trail = AuditTrail(path, stack="prod", update="up", clock=lambda: FIXED)
+    trail.ensure_writable()
+    trail.record("add", "uaa/a", "org", "organization_user", "r")
+    _break(path)
+    with pytest.raises(AuditWriteError, match=str(path)):
+        trail.record("add", "uaa/b", "org", "organization_user", "r")
+    assert trail.failed
+    path.rmdir()  # the file could be written again now, but a line is already missing
+    for call in (
+        trail.ensure_writable,
+        trail.check,
+        lambda: trail.record("add", "uaa/c", "org", "organization_user", "r"),
+    ):
+        with pytest.raises(
+            AuditWriteError, match=f"audit log {path}: an earlier change could not be recorded"
+        ):
+            call()
+    assert not path.exists()  # nothing was appended after the failure
+
+
+def test_ensure_writable_checks_once_then_is_cheap(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(AuditWriteError, match="not writable"):
+        AuditTrail(blocker / "audit.jsonl", stack="prod", update="up").ensure_writable()
+    path = tmp_path / "ok" / "audit.jsonl"
+    trail = AuditTrail(path, stack="prod", update="up")
+    trail.ensure_writable()
+    assert path.is_file()
+    path.unlink()
+    trail.ensure_writable()  # no I/O after the first check: only a latched failure stops it
+    assert not path.exists()

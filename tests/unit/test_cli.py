@@ -4,6 +4,7 @@ stack config reader the CLI shares."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from components.cli.__main__ import main
-from components.cli.export import build_exports, write_exports
+from components.cli.export import ExportNameError, build_exports, file_name, file_names, write_exports
 from components.cli.inventory import HeldRole, Inventory
 from components.cli.stackconfig import SECRET_PLACEHOLDER, read_offline
 from components.cloudfoundry.models import CfUser
@@ -118,7 +119,7 @@ def test_offline_config_masks_secrets() -> None:
     assert "cfClientSecret" in config.secret_keys
     assert config.get("directoryOrigin") == "corp-sso"
     assert config.get("concurrency") == "8"  # Pulumi.yaml default
-    assert config.get_object("protectedUsers") == ["(.*/)?admin(@.*)?"]
+    assert config.get_object("protectedUsers") == ["^(.*/)?admin(@.*)?$"]
 
 
 def test_env_overrides_cf_connection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,3 +207,42 @@ def test_export_refuses_to_overwrite(tmp_path: Path) -> None:
 
 def test_export_only_some_orgs() -> None:
     assert [e.name for e in build_exports(inventory(), SETTINGS, ORIGIN, orgs={"data"})] == ["data"]
+
+
+@pytest.mark.parametrize(
+    ("orgs", "plain"),
+    [
+        (["a_b", "a/b"], "a_b"),  # the org the plain name spells keeps it
+        (["Payments", "payments"], "Payments"),  # one file on case-insensitive file systems
+        (["x y", "x:y"], "x y"),  # neither spells 'x_y': the first in sorted order keeps it
+    ],
+)
+def test_export_file_names_never_collide(orgs: list[str], plain: str) -> None:
+    names = file_names(orgs)
+    assert len({n.casefold() for n in names}) == len(orgs)
+    assert names[orgs.index(plain)] == file_name(plain)
+    other = next(o for o in orgs if o != plain)
+    assert re.fullmatch(
+        re.escape(file_name(other).removesuffix(".yaml")) + r"-[0-9a-f]{8}\.yaml", names[orgs.index(other)]
+    )
+    assert file_names(list(reversed(orgs))) == list(reversed(names))  # order-independent
+
+
+def test_export_writes_colliding_orgs_to_distinct_files(tmp_path: Path) -> None:
+    users = {"u1": CfUser("u1", "alice@corp.com", ORIGIN), "u2": CfUser("u2", "bob@corp.com", ORIGIN)}
+    roles = [
+        HeldRole("a/b", None, "organization_manager", "u1"),
+        HeldRole("a_b", None, "organization_manager", "u2"),
+    ]
+    inv = Inventory({"a/b", "a_b"}, set(), users, roles, "https://api.x")
+    paths = write_exports(build_exports(inv, SETTINGS, ORIGIN), tmp_path)
+    assert len(set(paths)) == 2
+    written = {yaml.safe_load(p.read_text())["org"]: p.name for p in tmp_path.iterdir()}
+    assert written["a_b"] == "a_b.yaml"
+    assert written["a/b"].startswith("a_b-")
+
+
+def test_export_refuses_when_a_hashed_name_meets_a_real_org() -> None:
+    hashed = file_names(["a_b", "a/b"])[1].removesuffix(".yaml")
+    with pytest.raises(ExportNameError, match="would be written twice"):
+        file_names(["a_b", "a/b", hashed])

@@ -487,6 +487,83 @@ def test_load_mappings_directory_skips_hidden_and_other_files(tmp_path: Path) ->
     assert [o.name for o in m.orgs] == ["a", "b"]
 
 
+def test_load_mappings_reads_subfolders_with_project_relative_locations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "mappings"
+    (d / "teams" / "payments").mkdir(parents=True)
+    (d / ".archive").mkdir()
+    (d / "a.yaml").write_text("org: a\n")
+    (d / "teams" / "payments.yaml").write_text(
+        "org: payments\norg_roles:\n  organization_user: {groups: [g]}\n"
+    )
+    (d / "teams" / "payments" / "more.yml").write_text("org: more\n")
+    (d / "teams" / "README.md").write_text("# teams")
+    (d / ".archive" / "old.yaml.bak").write_text("org: old\n")  # hidden folder: skipped entirely
+    m = load_mappings("mappings")
+    assert [o.name for o in m.orgs] == ["a", "more", "payments"]
+    payments = m.org("payments")
+    assert payments is not None
+    assert str(payments.roles[0].groups[0].location) == "mappings/teams/payments.yaml:3"
+    assert m.org("more") is not None and m.org("more").file == "mappings/teams/payments/more.yml"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "stray", ["payments.yaml.bak", "payments.txt", "teams/payments.yaml~", "teams/notes"]
+)
+def test_load_mappings_refuses_files_it_would_ignore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stray: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "mappings"
+    (d / "teams").mkdir(parents=True)
+    (d / "a.yaml").write_text("org: a\n")
+    (d / stray).write_text("org: payments\n")
+    with pytest.raises(MappingError) as info:
+        load_mappings("mappings")
+    [problem] = info.value.problems
+    assert problem.file == f"mappings/{stray}"
+    assert "not a mapping file" in problem.message
+    assert "rename it to end in .yaml" in problem.message
+    assert "move it out of the mappings folder" in problem.message
+
+
+def test_load_mappings_refuses_a_folder_holding_only_a_renamed_file(tmp_path: Path) -> None:
+    (tmp_path / "payments.yaml.bak").write_text("org: payments\n")
+    with pytest.raises(MappingError, match=r"payments.yaml.bak: not a mapping file"):
+        load_mappings(tmp_path)
+
+
+def test_same_org_in_a_subfolder_is_still_a_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "mappings"
+    (d / "teams").mkdir(parents=True)
+    (d / "payments.yaml").write_text("org: payments\n")
+    (d / "teams" / "payments.yaml").write_text("org: Payments\n")
+    with pytest.raises(MappingError) as info:
+        load_mappings("mappings")
+    assert [str(p) for p in info.value.problems] == [
+        "mappings/teams/payments.yaml:1:6: org: org 'Payments' is already defined in mappings/payments.yaml:1"
+    ]
+
+
+def test_subfolder_outside_working_directory_gets_stable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = tmp_path / "checkout-1234" / "mappings"
+    (d / "teams").mkdir(parents=True)
+    (d / "teams" / "payments.yaml").write_text("org: payments\n")
+    monkeypatch.chdir(tmp_path)  # tmp_path is the cwd: below it, named relative to it
+    assert load_mappings(d).orgs[0].file == "checkout-1234/mappings/teams/payments.yaml"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert load_mappings(d).orgs[0].file == "mappings/teams/payments.yaml"
+
+
 def test_load_mappings_empty_directory_fails_closed(tmp_path: Path) -> None:
     with pytest.raises(MappingError, match="no mapping files"):
         load_mappings(tmp_path)
@@ -612,7 +689,9 @@ def test_group_refs_can_leave_out_expired_groups() -> None:
     assert m.group_refs("directory", today=dt.date(2026, 6, 2)) == {"directory:a", "okta:d"}
 
 
-def test_folder_outside_working_directory_gets_stable_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_folder_outside_working_directory_gets_stable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     d = tmp_path / "checkout-1234" / "mappings"
     d.mkdir(parents=True)
     (d / "payments.yaml").write_text("org: payments\norg_roles:\n  organization_user: {groups: [g]}\n")

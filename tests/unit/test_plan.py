@@ -13,7 +13,7 @@ from components.identity.base import IdentitySnapshot, Person, read_snapshot
 from components.identity.directory import DirectorySource
 from components.mappings import Mappings, load_mappings, parse_mappings
 from components.model import ORG_ROLE_TYPES, SPACE_ROLE_TYPES, Scope, UserRef
-from components.plan import AccessPlan, PlanError, PlanSettings, build_plan
+from components.plan import AccessPlan, PlanError, PlanSettings, build_plan, locate_provenance
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 29)
@@ -73,15 +73,36 @@ def payments_snapshot() -> IdentitySnapshot:
 def test_group_grant_provenance_and_implied_org_user() -> None:
     ap = plan(PAYMENTS, payments_snapshot())
     assert members(ap, "payments", "organization_manager") == {
-        "uaa/alice@corp.com": "group directory:payments-leads (mappings/payments.yaml:5)"
+        "uaa/alice@corp.com": "group directory:payments-leads (mappings/payments.yaml)"
     }
     assert members(ap, "payments", "space_developer", "dev") == {
-        "uaa/alice@corp.com": "group directory:payments-dev (mappings/payments.yaml:8)",
-        "uaa/carol@corp.com": "group directory:payments-dev (mappings/payments.yaml:8)",
+        "uaa/alice@corp.com": "group directory:payments-dev (mappings/payments.yaml)",
+        "uaa/carol@corp.com": "group directory:payments-dev (mappings/payments.yaml)",
     }
     assert members(ap, "payments", "organization_user") == {
         "uaa/alice@corp.com": "implied by space role dev/space_developer",
         "uaa/carol@corp.com": "implied by space roles dev/space_developer, prod/space_developer",
+    }
+
+
+def test_state_provenance_has_no_line_numbers_the_located_reasons_do() -> None:
+    """A line inserted at the top of a file must not change any resource input."""
+    before = plan(PAYMENTS, payments_snapshot())
+    after = plan("# a new comment line\n" + textwrap.dedent(PAYMENTS), payments_snapshot())
+    assert [m.members for m in after.memberships()] == [m.members for m in before.memberships()]
+    assert after.located_reason("payments/dev", "space_developer", "uaa/carol@corp.com") == (
+        "group directory:payments-dev (mappings/payments.yaml:9)"
+    )
+    assert before.located_reason("payments/dev", "space_developer", "uaa/carol@corp.com") == (
+        "group directory:payments-dev (mappings/payments.yaml:8)"
+    )
+    assert before.located_reason("payments", "organization_user", "uaa/carol@corp.com") == (
+        "implied by space roles dev/space_developer, prod/space_developer"
+    )
+    assert before.located_reason("payments", "organization_manager", "uaa/nobody") is None
+    # every granted member has a located reason, and nothing else does
+    assert set(before.located) == {
+        (m.scope.label, m.role, key) for m in before.memberships() for key in m.members
     }
 
 
@@ -98,7 +119,7 @@ def test_implied_org_user_added_to_explicit_org_user_grant() -> None:
     )
     assert members(ap, "o", "organization_user") == {
         "uaa/amy@corp.com": "implied by space role s/space_auditor",
-        "uaa/zed@corp.com": "named user (mappings/payments.yaml:3); implied by space role s/space_auditor",
+        "uaa/zed@corp.com": "named user (mappings/payments.yaml); implied by space role s/space_auditor",
     }
 
 
@@ -124,8 +145,12 @@ def test_several_reasons_joined_in_stable_order() -> None:
     xo = p("x@corp.com", origin="uaa", source="okta")
     ap = plan(text, snap(directory__zeta=(x,), directory__alpha=(x,), okta__beta=(xo,)))
     assert members(ap, "o", "space_developer", "s") == {
-        "uaa/x@corp.com": "group directory:alpha (mappings/payments.yaml:5); group directory:zeta (mappings/payments.yaml:5); group okta:beta (mappings/payments.yaml:5); +1 more"
+        "uaa/x@corp.com": "group directory:alpha (mappings/payments.yaml); group directory:zeta (mappings/payments.yaml); group okta:beta (mappings/payments.yaml); +1 more"
     }
+    assert ap.located_reason("o/s", "space_developer", "uaa/x@corp.com") == (
+        "group directory:alpha (mappings/payments.yaml:5); group directory:zeta (mappings/payments.yaml:5); "
+        "group okta:beta (mappings/payments.yaml:5); +1 more"
+    )
 
 
 def test_provenance_is_capped_for_many_implied_roles() -> None:
@@ -150,9 +175,9 @@ def test_named_user_provenance_and_until() -> None:
         snap(),
     )
     assert members(ap, "o", "organization_auditor") == {
-        "partner-idp/ext@partner.com": "named user (mappings/payments.yaml:7)",
-        "uaa/auditor@corp.com": "named user (mappings/payments.yaml:5)",
-        "uaa/temp@corp.com": "named user until 2027-01-31 (mappings/payments.yaml:6)",
+        "partner-idp/ext@partner.com": "named user (mappings/payments.yaml)",
+        "uaa/auditor@corp.com": "named user (mappings/payments.yaml)",
+        "uaa/temp@corp.com": "named user until 2027-01-31 (mappings/payments.yaml)",
     }
 
 
@@ -238,7 +263,7 @@ def test_named_user_not_in_idp_is_granted_with_default_origin() -> None:
     settings = PlanSettings(default_source="okta", source_origins={"okta": "okta-saml"})
     ap = plan("org: o\norg_roles:\n  organization_manager: {users: [Boss@Corp.com]}\n", snap(), settings)
     assert members(ap, "o", "organization_manager") == {
-        "okta-saml/boss@corp.com": "named user (mappings/payments.yaml:3)"
+        "okta-saml/boss@corp.com": "named user (mappings/payments.yaml)"
     }
 
 
@@ -250,7 +275,7 @@ def test_named_user_without_default_origin_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    ["admin", "ADMIN", "uaa/admin", "(.*/)?admin(@.*)?", "uaa/.*min"],
+    ["admin", "ADMIN", "uaa/admin", "(.*/)?admin(@.*)?", "uaa/.*min", "^admin", "^uaa/admin$"],
 )
 def test_protected_users_excluded_everywhere(pattern: str) -> None:
     settings = PlanSettings(
@@ -274,21 +299,30 @@ def test_protected_users_excluded_everywhere(pattern: str) -> None:
     assert ap.excluded_protected == ("uaa/admin",)
 
 
-def test_protected_pattern_is_fullmatch_not_search() -> None:
-    settings = PlanSettings(
-        protected_users=("admin",), default_source="directory", source_origins={"directory": "uaa"}
-    )
-    ap = plan(
-        "org: o\norg_roles:\n  organization_manager: {groups: [g]}\n",
-        snap(directory__g=(p("sysadmin@corp.com"), p("admin"))),
-        settings,
-    )
-    assert list(members(ap, "o", "organization_manager")) == ["uaa/sysadmin@corp.com"]
-    assert ap.excluded_protected == ("uaa/admin",)
+def test_protected_pattern_is_search_anchors_make_it_exact() -> None:
+    def planned(pattern: str) -> AccessPlan:
+        settings = PlanSettings(
+            protected_users=(pattern,), default_source="directory", source_origins={"directory": "uaa"}
+        )
+        return plan(
+            "org: o\norg_roles:\n  organization_manager: {groups: [g]}\n",
+            snap(directory__g=(p("sysadmin@corp.com"), p("admin@acme.com"), p("admin"))),
+            settings,
+        )
+
+    prefix = planned("^admin")  # fullmatch left admin@acme.com unprotected
+    assert list(members(prefix, "o", "organization_manager")) == ["uaa/sysadmin@corp.com"]
+    assert prefix.excluded_protected == ("uaa/admin", "uaa/admin@acme.com")
+    exact = planned("^admin$")
+    assert list(members(exact, "o", "organization_manager")) == [
+        "uaa/admin@acme.com",
+        "uaa/sysadmin@corp.com",
+    ]
+    assert exact.excluded_protected == ("uaa/admin",)
 
 
 def test_invalid_protected_regex_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"protected_users: invalid regex '\(\['"):
+    with pytest.raises(ValueError, match=r"protectedUsers\[0\] is not a valid regular expression .*'\(\['"):
         PlanSettings(protected_users=("([",))
 
 
@@ -315,9 +349,9 @@ def test_several_sources_with_different_origins() -> None:
         settings,
     )
     assert members(ap, "o", "space_developer", "s") == {
-        "aad/ann@corp.com": "group entra:devs (mappings/payments.yaml:4)",
-        "okta-saml/ann@corp.com": "group okta:devs (mappings/payments.yaml:4)",
-        "uaa/ann@corp.com": "group directory:devs (mappings/payments.yaml:4)",
+        "aad/ann@corp.com": "group entra:devs (mappings/payments.yaml)",
+        "okta-saml/ann@corp.com": "group okta:devs (mappings/payments.yaml)",
+        "uaa/ann@corp.com": "group directory:devs (mappings/payments.yaml)",
     }
     assert [u.ref for u in ap.users] == [
         UserRef("aad", "ann@corp.com"),
@@ -353,9 +387,9 @@ spaces:
 def test_expired_grants_dropped_and_expiring_warned() -> None:
     ap = plan(TIMED, snap(directory__contractors=(p("c1"),)))
     assert members(ap, "o", "space_developer", "s") == {
-        "uaa/c1": "group directory:contractors until 2026-12-03 (mappings/payments.yaml:5)",
-        "uaa/later@corp.com": "named user until 2027-06-01 (mappings/payments.yaml:9)",
-        "uaa/today@corp.com": "named user until 2026-11-29 (mappings/payments.yaml:8)",
+        "uaa/c1": "group directory:contractors until 2026-12-03 (mappings/payments.yaml)",
+        "uaa/later@corp.com": "named user until 2027-06-01 (mappings/payments.yaml)",
+        "uaa/today@corp.com": "named user until 2026-11-29 (mappings/payments.yaml)",
     }
     assert "uaa/old@corp.com" not in members(ap, "o", "organization_user")
     assert ap.warnings == (
@@ -461,11 +495,11 @@ def test_repository_example_plan() -> None:
     assert ap.excluded_protected == ("corp-sso/admin@corp.com",)
     assert ap.skipped_inactive == ("corp-sso/bob@corp.com",)
     assert members(ap, "platform", "space_developer", "sandbox")["corp-sso/grace@corp.com"] == (
-        "group directory:data-engineers (mappings/platform.yaml:14); group directory:platform-engineers (mappings/platform.yaml:14)"
+        "group directory:data-engineers (mappings/platform.yaml); group directory:platform-engineers (mappings/platform.yaml)"
     )
     assert members(ap, "payments", "organization_auditor") == {
-        "corp-sso/erin@corp.com": "group directory:security-auditors (mappings/payments.yaml:10)",
-        "corp-sso/peggy@corp.com": "group directory:security-auditors (mappings/payments.yaml:10)",
+        "corp-sso/erin@corp.com": "group directory:security-auditors (mappings/payments.yaml)",
+        "corp-sso/peggy@corp.com": "group directory:security-auditors (mappings/payments.yaml)",
     }
     assert ap.warnings == ()
     assert ap.summary()["users"] == 11
@@ -479,3 +513,42 @@ def test_inconsistent_status_counts_as_inactive_everywhere() -> None:
     assert members(ap, "o", "organization_manager") == {}
     assert members(ap, "o", "organization_auditor") == {}
     assert ap.skipped_inactive == ("uaa/x",)
+
+
+# ------------------------------------------------------------------ provenance with lines for reports
+
+
+def test_locate_provenance_puts_lines_back_for_reports() -> None:
+    text = """\
+        org: o
+        org_roles:
+          organization_manager:
+            users: [boss@corp.com, {user: ext@partner.com, origin: partner-idp, until: 2027-01-31}]
+        spaces:
+          s:
+            space_developer:
+              groups: [alpha, {group: "App: (x)", source: okta, until: 2027-01-31}]
+        """
+    x = p("x@corp.com")
+    ap = plan(text, snap(directory__alpha=(x,), **{"okta:App: (x)": (p("x@corp.com", source="okta"),)}))
+    mappings = m(text)
+    for mem in ap.memberships():
+        for key, provenance in mem.members.items():
+            located = locate_provenance(provenance, mappings, mem.scope, mem.role, key, SETTINGS)
+            assert located == ap.located_reason(mem.scope.label, mem.role, key)
+    dev = ap.located_reason("o/s", "space_developer", "uaa/x@corp.com")
+    assert dev == (
+        "group directory:alpha (mappings/payments.yaml:8); "
+        "group okta:App: (x) until 2027-01-31 (mappings/payments.yaml:8)"
+    )
+    boss = ap.located_reason("o", "organization_manager", "uaa/boss@corp.com")
+    assert boss == "named user (mappings/payments.yaml:4)"
+
+
+def test_locate_provenance_leaves_reasons_the_mappings_no_longer_hold() -> None:
+    mappings = m("org: o\norg_roles:\n  organization_user: {groups: [g]}\n")
+    gone = "no longer granted (was: group directory:old (mappings/payments.yaml))"
+    assert locate_provenance(gone, mappings, Scope("o"), "organization_user", "uaa/a", SETTINGS) == gone
+    other = "group directory:h (mappings/payments.yaml)"
+    assert locate_provenance(other, mappings, Scope("o"), "organization_user", "uaa/a", SETTINGS) == other
+    assert locate_provenance(other, mappings, Scope("nope"), "organization_user", "uaa/a", SETTINGS) == other

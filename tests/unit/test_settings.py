@@ -61,3 +61,14 @@ def test_bad_values_name_the_key(overrides: dict[str, object], message: str) -> 
         load_settings(config, Path("/proj"))
     assert message in str(raised.value)
     assert "s3cr3t-value" not in str(raised.value)
+
+
+def test_unanchored_protected_pattern_warns(caplog: pytest.LogCaptureFixture) -> None:
+    config = FakeConfig(**BASE, protectedUsers=["^admin", "ci-bot", "^root$"])
+    with caplog.at_level("WARNING", logger="components.settings"):
+        settings = load_settings(config, Path("/proj"))
+    assert settings.protected_users == ("^admin", "ci-bot", "^root$")
+    assert len(settings.warnings) == 1
+    assert "cf-access:protectedUsers[1] 'ci-bot' has no '^' or '$' anchor" in settings.warnings[0]
+    assert "'^ci-bot$'" in settings.warnings[0]
+    assert [r.getMessage() for r in caplog.records] == list(settings.warnings)
