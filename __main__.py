@@ -65,6 +65,8 @@ def plan_access() -> tuple[AccessPlan, RunChanges]:
     override = os.environ.get("CF_ACCESS_ALLOW_MASS_REMOVAL", "").lower() in ("1", "true", "yes")
     config = pulumi.Config()
     settings = load_settings(config, PROJECT_ROOT, override_mass_removal=override)
+    for warning in settings.warnings:
+        pulumi.log.warn(warning)
     identity_log = logging.getLogger("cf_access.identity")
     identity_log.setLevel(logging.INFO)
     identity_log.addHandler(_PulumiLogHandler())

@@ -216,9 +216,6 @@ class AuditTrail:
                 "the auditLog path) and run again",
             )
 
-    def ensure_writable(self) -> None:
-        """Placeholder until the latch lands: appends are checked by record()."""
-
     def record(
         self,
         action: AuditAction,

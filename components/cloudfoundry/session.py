@@ -10,7 +10,6 @@ a handful of list calls instead of N.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from components.cloudfoundry.client import CloudFoundryClient
 from components.cloudfoundry.models import CfUser, Org, Role, Space, user_key
 from components.model import UserRef
+from components.protection import ProtectedUsers
 from components.settings import CfConnection, ConfigReader, load_cf_connection, load_deprovision_policy
 
 
@@ -58,7 +58,7 @@ class Session:
             verify_tls=not connection.skip_tls_verify,
         )
         self.deprovision_policy = deprovision_policy
-        self._protected = [re.compile(p, re.IGNORECASE) for p in protected_users]
+        self._protected = ProtectedUsers.from_patterns(protected_users)
         self._created: set[str] = set()  # member keys this process created (user sets record them)
         self._org_user_locks: dict[tuple[str, str], threading.Lock] = {}
         # destroy: organization_user removals waiting for the org's space roles to go
@@ -73,8 +73,7 @@ class Session:
 
     # -- protection -----------------------------------------------------
     def is_protected(self, key: str) -> bool:
-        username = key.partition("/")[2]
-        return any(p.search(key) or p.search(username) for p in self._protected)
+        return self._protected.matches(key)
 
     # -- scopes -----------------------------------------------------------
     def _load_scopes(self) -> None:
