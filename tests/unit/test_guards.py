@@ -5,17 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 
+from components.changes import Deployed, DeployedMembership, run_changes
 from components.current import CurrentAccess
-from components.guards import GuardSettings, check_groups, check_removals, missing_scopes
+from components.guards import GuardReport, GuardSettings, check_groups, check_removals, missing_scopes
 from components.identity.base import IdentitySnapshot, Person
 from components.mappings import Mappings, parse_mappings
+from components.model import Scope, UserRef
 from components.plan import AccessPlan, PlanSettings, build_plan
 
 TODAY = dt.date(2026, 11, 29)
 SETTINGS = PlanSettings(
     protected_users=("admin@corp.com",), default_source="directory", source_origins={"directory": "uaa"}
 )
-ORIGINS = {"uaa"}
 
 PAYMENTS = """\
 org: payments
@@ -50,6 +51,27 @@ def plan_for(m: Mappings, snapshot: IdentitySnapshot) -> AccessPlan:
     return build_plan(m, snapshot, SETTINGS, TODAY)
 
 
+def deployed(plan: AccessPlan, now: CurrentAccess, **managed: set[str]) -> Deployed:
+    """Every planned membership as deployed before this run: with the given members
+    (``scope__role``), else with what CF holds now."""
+    out: dict[tuple[Scope, str], DeployedMembership] = {}
+    for m in plan.memberships():
+        name = f"{m.scope.label.replace('/', '_')}__{m.role}"
+        members = managed.get(name, set(now.of(m.scope.label, m.role)))
+        out[(m.scope, m.role)] = DeployedMembership(m.scope, m.role, m.ownership, dict.fromkeys(members, "x"))
+    return Deployed(memberships=out)
+
+
+def brake(
+    m: Mappings, snapshot: IdentitySnapshot, now: CurrentAccess, guard: GuardSettings, **managed: set[str]
+) -> GuardReport:
+    plan = plan_for(m, snapshot)
+    changes = run_changes(
+        plan, now, deployed(plan, now, **managed), lambda k: SETTINGS.is_protected(UserRef.parse(k))
+    )
+    return check_removals(changes, guard)
+
+
 def current(**holders: set[str]) -> CurrentAccess:
     parsed: dict[tuple[str, str], frozenset[str]] = {}
     for name, members in holders.items():
@@ -63,7 +85,7 @@ def test_brake_trips_on_60_percent_removal_and_names_the_org() -> None:
     m = mappings(PAYMENTS)
     snapshot = IdentitySnapshot({"directory:payments-dev": people("dev", 8)})
     now = current(payments_dev__space_developer=keys("dev", 20), payments__organization_user=keys("dev", 20))
-    report = check_removals(plan_for(m, snapshot), now, SETTINGS, GuardSettings(), ORIGINS)
+    report = brake(m, snapshot, now, GuardSettings())
     assert not report.ok
     assert len(report.removals) == 24
     message = report.problems[0]
@@ -77,9 +99,7 @@ def test_override_lets_a_reviewed_change_through_with_a_warning() -> None:
     m = mappings(PAYMENTS)
     snapshot = IdentitySnapshot({"directory:payments-dev": people("dev", 8)})
     now = current(payments_dev__space_developer=keys("dev", 20))
-    report = check_removals(
-        plan_for(m, snapshot), now, SETTINGS, GuardSettings(allow_mass_removal=True), ORIGINS
-    )
+    report = brake(m, snapshot, now, GuardSettings(allow_mass_removal=True))
     assert report.ok
     assert "allowed by the mass-removal override" in report.warnings[0]
 
@@ -88,11 +108,11 @@ def test_small_changes_pass_and_near_limit_warns() -> None:
     m = mappings(PAYMENTS)
     snapshot = IdentitySnapshot({"directory:payments-dev": people("dev", 18)})
     now = current(payments_dev__space_developer=keys("dev", 20), payments__organization_user=keys("dev", 20))
-    report = check_removals(plan_for(m, snapshot), now, SETTINGS, GuardSettings(), ORIGINS)
+    report = brake(m, snapshot, now, GuardSettings())
     assert report.ok and report.warnings == ()
     assert len(report.removals) == 4
     strict = GuardSettings(max_removals=5)
-    near = check_removals(plan_for(m, snapshot), now, SETTINGS, strict, ORIGINS)
+    near = brake(m, snapshot, now, strict)
     assert near.ok
     assert "near its limit: 4 of 40" in near.warnings[0]
 
@@ -101,7 +121,7 @@ def test_count_limit_applies_even_when_share_is_small() -> None:
     m = mappings(PAYMENTS)
     snapshot = IdentitySnapshot({"directory:payments-dev": people("dev", 300)})
     now = current(payments_dev__space_developer=keys("dev", 420))
-    report = check_removals(plan_for(m, snapshot), now, SETTINGS, GuardSettings(max_removals=100), ORIGINS)
+    report = brake(m, snapshot, now, GuardSettings(max_removals=100))
     assert not report.ok
     assert "would remove 120 of" in report.problems[0]
 
@@ -115,9 +135,11 @@ def test_protected_users_and_other_origins_are_not_counted() -> None:
         payments_dev__space_developer=keys("dev", 2) | {"uaa/admin@corp.com"},
         platform_tools__space_developer=keys("eng", 2) | {"other-idp/hand@corp.com", "uaa/left@corp.com"},
     )
-    report = check_removals(plan_for(m, snapshot), now, SETTINGS, GuardSettings(), ORIGINS)
+    # additive platform: cf-access granted eng0, eng1 and left; the other-idp hand grant is not ours
+    managed = keys("eng", 2) | {"uaa/left@corp.com"}
+    report = brake(m, snapshot, now, GuardSettings(), platform_tools__space_developer=managed)
     removed = {(r.scope, r.member) for r in report.removals}
-    # authoritative payments: admin is protected. additive platform: only our origin counts.
+    # authoritative payments: admin is protected. additive platform: only what cf-access manages.
     assert removed == {("platform/tools", "uaa/left@corp.com")}
 
 
