@@ -14,8 +14,11 @@ knowing what is managed could let an unreviewed removal through.
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import pulumi
@@ -91,3 +94,34 @@ def _membership(outs: Mapping[str, Any]) -> DeployedMembership | None:
     ownership: Ownership = "authoritative" if outs.get("ownership") == "authoritative" else "additive"
     members = {str(k): str(v) for k, v in (outs.get("members") or {}).items()}
     return DeployedMembership(Scope(org, space), cast(RoleType, role), ownership, members)
+
+
+def read_deployed_with_cli(project_root: Path, stack: str, env: Mapping[str, str] | None = None) -> Deployed:
+    """The same, for the helper CLI (outside a Pulumi run): ``pulumi stack export``.
+
+    Raises DeployedStateError with the CLI's message when the export fails."""
+    command = ["pulumi", "stack", "export", "--stack", stack, "--non-interactive"]
+    try:
+        proc = subprocess.run(
+            command,
+            cwd=project_root,
+            env=dict(env) if env is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except OSError as exc:
+        raise DeployedStateError(_explain(stack, f"could not run pulumi: {exc}")) from None
+    if proc.returncode != 0:
+        raise DeployedStateError(_explain(stack, proc.stderr.strip() or f"exit {proc.returncode}"))
+    try:
+        deployment = json.loads(proc.stdout).get("deployment") or {}
+    except ValueError as exc:
+        raise DeployedStateError(_explain(stack, f"unreadable export: {exc}")) from None
+    resources = {
+        r["urn"]: {"type": r.get("type"), "outputs": r.get("outputs") or {}}
+        for r in deployment.get("resources") or []
+        if isinstance(r, dict) and "urn" in r and not r.get("delete")
+    }
+    return parse_deployed(resources)

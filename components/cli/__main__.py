@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 
 from components.cli.stackconfig import StackConfig, StackConfigError, find_project_root
+
+if TYPE_CHECKING:
+    from components.changes import Deployed
 
 _project_dir = click.option(
     "--project-dir",
@@ -121,6 +124,18 @@ def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
+def _deployed(root: Path, stack: str | None) -> Deployed | None:
+    """What cf-access manages (the stack's state), when a stack is named; None otherwise."""
+    from components.deployed import DeployedStateError, read_deployed_with_cli
+
+    if not stack:
+        return None
+    try:
+        return read_deployed_with_cli(root, stack)
+    except DeployedStateError as exc:
+        raise _fail(exc) from None
+
+
 @main.command()
 @_project_dir
 @_stack
@@ -131,7 +146,7 @@ def doctor(project_dir: Path | None, stack: str | None, config_file: Path | None
     import json
 
     from components.cli.context import build_context
-    from components.cli.doctor import Finding, diagnose, exit_code, gather_snapshot, render
+    from components.cli.doctor import Finding, diagnose, exit_code, gather_snapshot, guard_findings, render
     from components.cli.inventory import read_inventory
     from components.cloudfoundry.errors import CloudFoundryError
     from components.mappings import MappingError
@@ -161,6 +176,15 @@ def doctor(project_dir: Path | None, stack: str | None, config_file: Path | None
             findings.append(Finding(ctx.settings.cf.api_url, "error", "cf-unreachable", str(exc)))
         else:
             findings += diagnose(mappings, snapshot, ctx.plan_settings(), inventory, today)
+            findings += guard_findings(
+                mappings,
+                snapshot,
+                ctx.plan_settings(),
+                ctx.settings.guards,
+                inventory,
+                _deployed(root, stack),
+                today,
+            )
     if as_json:
         for f in findings:
             click.echo(json.dumps({"where": f.where, "level": f.level, "code": f.code, "message": f.message}))
@@ -198,9 +222,10 @@ def why(
         )
         plan = build_plan(mappings, snapshot, ctx.plan_settings(), today)
         inventory = None if no_cf else read_inventory(ctx.settings.cf)
+        deployed = _deployed(root, stack) if inventory is not None else None
     except (SettingsError, MappingError, IdentityReadError, PlanError, CloudFoundryError) as exc:
         raise _fail(exc) from None
-    result = explain_user(user, mappings, snapshot, plan, ctx.plan_settings(), inventory, today)
+    result = explain_user(user, mappings, snapshot, plan, ctx.plan_settings(), inventory, today, deployed)
     people = {p.ref.key: p for group in snapshot.groups.values() for p in group}
     describe = {
         key: f"{p.display_name or p.username}, {'active' if p.active else 'INACTIVE'} in {p.source}"

@@ -31,8 +31,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from components.changes import Deployed, run_changes
 from components.cli.explain import resolve_grants
 from components.cli.inventory import Inventory
+from components.guards import GuardSettings, check_groups, check_removals
 from components.identity.base import (
     IdentityReadError,
     IdentitySnapshot,
@@ -356,6 +358,45 @@ def diagnose(
 
 
 _FATE = {"authoritative": "removed on the next up (authoritative)", "additive": "left alone (additive)"}
+
+
+def guard_findings(
+    mappings: Mappings,
+    snapshot: IdentitySnapshot,
+    settings: PlanSettings,
+    guard: GuardSettings,
+    inventory: Inventory,
+    deployed: Deployed | None,
+    today: dt.date,
+) -> list[Finding]:
+    """What ``pulumi preview`` would refuse or report, from the program's own functions:
+    empty and shrunken groups (guards.check_groups) and, with the stack's state, the
+    removals the brake counts and the organization_users kept for roles cf-access does
+    not manage (changes.run_changes)."""
+    current = inventory.current_access()
+    findings = [
+        Finding(problem.split(";")[0].removeprefix("group ").split(" ")[0], "error", "group-guard", problem)
+        for problem in check_groups(mappings, snapshot, current, settings, guard)
+    ]
+    if deployed is None:
+        return findings
+    refs = mappings.group_refs(settings.default_source, today)
+    full = IdentitySnapshot({**dict.fromkeys(refs, ()), **snapshot.groups})
+    plan = build_plan(mappings, full, settings, today)
+    changes = run_changes(plan, current, deployed, lambda key: settings.is_protected(UserRef.parse(key)))
+    report = check_removals(changes, guard)
+    for problem in report.problems:
+        findings.append(Finding("mass-removal brake", "error", "brake", problem.splitlines()[0]))
+    for kept in changes.kept:
+        findings.append(
+            Finding(
+                f"{kept.scope} {kept.role}",
+                "warning",
+                "kept-org-user",
+                f"{kept.member}: {kept.reason} (the next up keeps organization_user)",
+            )
+        )
+    return findings
 
 
 def exit_code(findings: Collection[Finding]) -> int:

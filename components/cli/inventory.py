@@ -7,11 +7,13 @@ program's own client, turned into plain data the ``doctor``, ``why`` and
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from components.cloudfoundry.client import CloudFoundryClient
 from components.cloudfoundry.models import CfUser
+from components.current import CurrentAccess
 from components.settings import CfConnection
 
 
@@ -52,6 +54,14 @@ class Inventory:
             key = self.user_key(role.user_guid)
             if key is not None:
                 yield key, role
+
+    def current_access(self) -> CurrentAccess:
+        """The same view of CF the program's guards take (components/current.py)."""
+        holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for key, role in self.keyed_roles():
+            holders[(role.scope, role.role)].add(key)
+        scopes = set(self.orgs) | {f"{org}/{space}" for org, space in self.spaces}
+        return CurrentAccess(holders={k: frozenset(v) for k, v in holders.items()}, scopes=frozenset(scopes))
 
     def roles_of(self, key: str) -> list[HeldRole]:
         return sorted((r for k, r in self.keyed_roles() if k == key), key=HeldRole.sort_key)

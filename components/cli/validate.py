@@ -17,6 +17,8 @@ from pathlib import Path
 from components.cli.context import Context, identity_sources
 from components.cli.doctor import gather_snapshot
 from components.cli.stackconfig import SECRET_PLACEHOLDER, StackConfigError, read_offline
+from components.current import CurrentAccess
+from components.guards import check_groups
 from components.identity.directory import DirectorySource
 from components.mappings import MappingError
 from components.plan import PlanError, build_plan
@@ -113,6 +115,11 @@ def _validate(
         "spaces": sum(len(o.spaces) for o in mappings.orgs),
         "groups": len(snapshot.groups),
     }
+    # The guard preview runs first: a group with no active members is a failed read unless
+    # allowEmptyGroups says otherwise (shrinkage needs CF: cf-access doctor checks it).
+    report.problems.extend(
+        check_groups(mappings, snapshot, CurrentAccess(), ctx.plan_settings(), settings.guards)
+    )
     if report.problems or report.skipped_sources:
         return
     try:

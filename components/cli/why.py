@@ -6,8 +6,10 @@ file:line and group). Each line is marked::
 
     =  desired and held in CF
     +  desired, not held in CF yet (the next up adds it)
-    -  held in CF, granted by no mapping (authoritative org: the next up removes it;
-       additive org: left alone unless cf-access granted it)
+    -  held in CF, granted by no mapping; the note says what the next up does about it,
+       from the same "what will this run change" function the program uses
+       (components/changes.py): removed, kept (organization_user for roles cf-access
+       does not manage), protected, or left alone (not managed)
     !  a grant that does not apply: expired, protected user, inactive in the IdP
 """
 
@@ -15,13 +17,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
+from components.changes import Deployed, RoleChange, RunChanges, run_changes
 from components.cli.explain import Grant, resolve_grants
 from components.cli.inventory import Inventory
 from components.identity.base import IdentitySnapshot, normalise_username
 from components.mappings import Mappings
-from components.model import ORG_ROLE_TYPES, SPACE_ROLE_TYPES
+from components.model import ORG_ROLE_TYPES, SPACE_ROLE_TYPES, RoleType, UserRef
 from components.plan import AccessPlan, PlanSettings
 
 
@@ -49,14 +54,15 @@ def explain_user(
     settings: PlanSettings,
     inventory: Inventory | None,
     today: dt.date,
+    deployed: Deployed | None = None,
 ) -> dict[str, list[WhyLine]]:
-    """Lines per member key the query matches (``name`` matches every origin)."""
+    """Lines per member key the query matches (``name`` matches every origin).
+
+    ``deployed`` is what cf-access manages (the stack's state); without it, what the next
+    up does about a role no mapping grants cannot be known and the line says so."""
     grants = [g for g in resolve_grants(mappings, snapshot, settings, today) if _matches(g.user, user)]
     desired: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)  # key -> (scope, role) -> provenance
-    ownership: dict[str, str] = {o.name: o.ownership for o in plan.orgs}
-    managed: set[tuple[str, str]] = set()
     for m in plan.memberships():
-        managed.add((m.scope.label, m.role))
         for key, provenance in m.members.items():
             if _matches(key, user):
                 desired[key][(m.scope.label, m.role)] = provenance
@@ -65,6 +71,11 @@ def explain_user(
         for key, held_role in inventory.keyed_roles():
             if _matches(key, user):
                 held[key].add((held_role.scope, held_role.role))
+    changes: RunChanges | None = None
+    if inventory is not None and deployed is not None:
+        changes = run_changes(plan, inventory.current_access(), deployed, _protected(settings))
+    removed = {(c.member, c.scope, c.role): c for c in changes.removals} if changes else {}
+    kept = {(c.member, c.scope, c.role): c for c in changes.kept} if changes else {}
     by_grant: dict[tuple[str, str, str], list[Grant]] = defaultdict(list)
     for g in grants:
         by_grant[(g.user, g.scope, g.role)].append(g)
@@ -74,7 +85,8 @@ def explain_user(
         lines: list[WhyLine] = []
         for (scope, role), provenance in desired[key].items():
             explicit = [g for g in by_grant.get((key, scope, role), []) if g.status == "active"]
-            reasons = tuple(f"{g.via} ({g.location})" for g in explicit) or (provenance,)
+            located = plan.located_reason(scope, cast(RoleType, role), key) or provenance
+            reasons = tuple(f"{g.via} ({g.location})" for g in explicit) or (located,)
             if inventory is None:
                 mark, note = "+", "CF not read"
             elif (scope, role) in held[key]:
@@ -83,21 +95,36 @@ def explain_user(
                 mark, note = "+", "not in CF: the next up adds it"
             lines.append(WhyLine(scope, role, mark, reasons, note))
         for scope, role in held[key] - set(desired[key]):
-            org = scope.split("/")[0]
-            if org not in ownership:
-                note = "org not in the mappings: not managed"
-            elif ownership[org] == "authoritative" and (scope, role) in managed:
-                note = "granted by no mapping: the next up removes it (authoritative)"
-            elif (scope, role) in managed:
-                note = "granted by no mapping: left alone unless cf-access granted it (additive)"
-            else:
-                note = "role type not managed here: left alone"
+            note = _held_note((key, scope, role), settings, changes, removed, kept)
             lines.append(WhyLine(scope, role, "-", (), note))
         for g in grants:
             if g.user == key and g.status != "active":
                 lines.append(WhyLine(g.scope, g.role, "!", (f"{g.via} ({g.location})",), _inactive_note(g)))
         out[key] = sorted(lines, key=_order)
     return out
+
+
+def _protected(settings: PlanSettings) -> Callable[[str], bool]:
+    return lambda key: settings.is_protected(UserRef.parse(key))
+
+
+def _held_note(
+    held: tuple[str, str, str],
+    settings: PlanSettings,
+    changes: RunChanges | None,
+    removed: dict[tuple[str, str, str], RoleChange],
+    kept: dict[tuple[str, str, str], RoleChange],
+) -> str:
+    key = held[0]
+    if settings.is_protected(UserRef.parse(key)):
+        return "protected user: never added or removed by cf-access"
+    if changes is None:
+        return "granted by no mapping: what the next up does depends on the stack's state (give --stack)"
+    if held in removed:
+        return f"granted by no mapping: the next up removes it ({removed[held].reason})"
+    if held in kept:
+        return f"the next up keeps it: {kept[held].reason.removeprefix('kept: ')}"
+    return "granted by no mapping, not managed by cf-access: left alone"
 
 
 def _inactive_note(g: Grant) -> str:

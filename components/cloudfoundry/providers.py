@@ -40,7 +40,6 @@ from components.changes import FOUND_IN_CF, kept_reason, membership_delta
 from components.cloudfoundry.models import CfUser
 from components.cloudfoundry.session import ScopeNotFound, Session, session_from_config
 from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
-from components.pulumi_sdk import PartialFailure, report_partial_failure
 
 log = logging.getLogger("cf_access.providers")
 
@@ -172,8 +171,20 @@ class UserSetProvider(_SessionProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = ["origin"] if olds.get("origin") != news.get("origin") else []
-        changed = bool(replaces) or _users(olds) != _users(news)
+        # A user set is registered after every membership finished (it depends on them):
+        # writes CF rejected in this run make it "change", so that update() fails the run.
+        rejected = bool(self.session.failures())
+        changed = bool(replaces) or _users(olds) != _users(news) or rejected
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=False)
+
+    def _fail_on_rejected_writes(self) -> None:
+        failures = self.session.failures()
+        if failures:
+            listed = "\n".join(f"  - {f}" for f in failures)
+            raise RuntimeError(
+                f"Cloud Foundry rejected {len(failures)} change(s); every other change was applied and "
+                f"the state records what CF holds, so the next up retries them:\n{listed}"
+            )
 
     def _outs(self, origin: str, users: dict[str, str], created: set[str]) -> dict[str, Any]:
         return {"origin": origin, "users": dict(sorted(users.items())), "created": sorted(created)}
@@ -223,6 +234,7 @@ class UserSetProvider(_SessionProvider):
         users = _users(props)
         self._ensure_all(sorted(users), "create")
         outs = self._outs(props["origin"], users, self._created({}, props["origin"]))
+        self._fail_on_rejected_writes()
         return CreateResult(id_=f"users:{props['origin']}", outs=outs)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -234,6 +246,7 @@ class UserSetProvider(_SessionProvider):
         self._ensure_all(joined, "update")
         created = self._created(olds, news["origin"])
         deleted = self._deprovision_all(left, created, "update")
+        self._fail_on_rejected_writes()
         return UpdateResult(outs=self._outs(news["origin"], after, (created - deleted) & set(after)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -483,29 +496,24 @@ class MembershipProvider(_SessionProvider):
             org_label = self.session.scope_label(org_guid)
             self.audit("add", key, org_label, ORG_USER, f"implied by space role {because}", operation)
 
-    def _finish(self, props: dict[str, Any], outcome: _Outcome, id_: str = "") -> dict[str, Any]:
-        outs = self._outs(props, outcome.members)
-        if outcome.failures:
-            raise PartialFailure(outs, sorted(outcome.failures), id_=id_)
-        return outs
+    def _finish(self, props: dict[str, Any], outcome: _Outcome) -> dict[str, Any]:
+        """The state as CF holds it. Rejected writes are not raised here: a failed resource
+        would stop the engine from running its dependents (organization_user, the user
+        sets), i.e. the other changes. The session collects them and the user sets, which
+        run last, fail the run with every one of them (UserSetProvider)."""
+        for failure in outcome.failures:
+            log.error("%s", failure)
+            self.session.record_failure(failure)
+        return self._outs(props, outcome.members)
 
     # -- CRUD ----------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
-        id_ = membership_id(props)
-        try:
-            outcome = self._converge(props, managed=None, operation="create")
-            return CreateResult(id_=id_, outs=self._finish(props, outcome, id_))
-        except PartialFailure as failure:
-            report_partial_failure(failure)
-            raise
+        outcome = self._converge(props, managed=None, operation="create")
+        return CreateResult(id_=membership_id(props), outs=self._finish(props, outcome))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        try:
-            outcome = self._converge(news, managed=_members(olds), operation="update")
-            return UpdateResult(outs=self._finish(news, outcome))
-        except PartialFailure as failure:
-            report_partial_failure(failure)
-            raise
+        outcome = self._converge(news, managed=_members(olds), operation="update")
+        return UpdateResult(outs=self._finish(news, outcome))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         session = self.session

@@ -60,6 +60,7 @@ class Session:
         self.deprovision_policy = deprovision_policy
         self._protected = ProtectedUsers.from_patterns(protected_users)
         self._created: set[str] = set()  # member keys this process created (user sets record them)
+        self._failures: list[str] = []  # writes CF rejected in this run (each names the person)
         self._org_user_locks: dict[tuple[str, str], threading.Lock] = {}
         # destroy: organization_user removals waiting for the org's space roles to go
         self._deferred_org_users: dict[str, dict[str, str]] = defaultdict(dict)
@@ -186,6 +187,14 @@ class Session:
                 self._users_by_key[key] = user
                 self._created.add(key)
         return user, True
+
+    def record_failure(self, message: str) -> None:
+        with self._lock:
+            self._failures.append(message)
+
+    def failures(self) -> list[str]:
+        with self._lock:
+            return sorted(self._failures)
 
     def created_users(self) -> set[str]:
         with self._lock:
