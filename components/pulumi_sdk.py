@@ -163,4 +163,3 @@ def keep_only_source_positions() -> bool:
     first_frame_only._cf_access_trimmed = True  # type: ignore[attr-defined]
     resource._get_stack_trace = first_frame_only
     return True
-

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -172,7 +172,13 @@ def _clean(message: str) -> str:
     return text
 
 
-def parse_preview(data: Mapping[str, Any], *, drift: bool = False) -> PreviewSummary:
+# (provenance, org, space, role, member) -> the provenance with file:line (plan.locate_provenance)
+Locate = Callable[[str, str, str | None, str, str], str]
+
+
+def parse_preview(
+    data: Mapping[str, Any], *, drift: bool = False, locate: Locate | None = None
+) -> PreviewSummary:
     """Read the preview JSON into a summary (see module docstring)."""
     summary = PreviewSummary()
     steps = data.get("steps") or []
@@ -205,7 +211,7 @@ def parse_preview(data: Mapping[str, Any], *, drift: bool = False) -> PreviewSum
         if kind == MEMBERSHIP_TYPE:
             seen.add(urn)
             summary.membership_ops["replace" if urn in replaced else op] += 1
-            _membership_step(summary, step, op, urn in replaced, drift)
+            _membership_step(summary, step, op, urn in replaced, drift, locate)
         elif kind == USER_SET_TYPE:
             seen.add(urn)
             _user_set_step(summary, step, op)
@@ -234,7 +240,12 @@ def _change_order(c: RoleChange) -> tuple[str, str, str, int, str]:
 
 
 def _membership_step(
-    summary: PreviewSummary, step: Mapping[str, Any], op: str, replaced: bool, drift: bool
+    summary: PreviewSummary,
+    step: Mapping[str, Any],
+    op: str,
+    replaced: bool,
+    drift: bool,
+    locate: Locate | None = None,
 ) -> None:
     old = _inputs(step, "oldState")
     new = _inputs(step, "newState")
@@ -248,7 +259,8 @@ def _membership_step(
     after = {} if op == "delete" else _members(new)
 
     for user in sorted(after.keys() - before.keys()):
-        reason = after[user]
+        # State names the file only; reviewers get the line back from the mappings.
+        reason = locate(after[user], org, space, role, user) if locate else after[user]
         summary.role_changes.append(RoleChange(org, space, role, "add", user, reason, drift))
     for user in sorted(before.keys() - after.keys()):
         was = before[user]
@@ -533,9 +545,10 @@ def _fit(
 
 def summarize(text: str, **kwargs: Any) -> str:
     """Preview JSON text → Markdown (``drift``, ``title``, ``max_chars``, ``details_url``)."""
-    drift = bool(kwargs.get("drift", False))
-    summary = parse_preview(load_preview_text(text), drift=drift)
-    return render_markdown(summary, **kwargs)
+    drift = bool(kwargs.pop("drift", False))
+    locate: Locate | None = kwargs.pop("locate", None)
+    summary = parse_preview(load_preview_text(text), drift=drift, locate=locate)
+    return render_markdown(summary, drift=drift, **kwargs)
 
 
 def changes_by_user(changes: Iterable[RoleChange]) -> dict[str, list[RoleChange]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 import click
 
@@ -23,6 +23,7 @@ from components.cli.stackconfig import StackConfig, StackConfigError, find_proje
 
 if TYPE_CHECKING:
     from components.changes import Deployed
+    from components.summary import Locate
 
 _project_dir = click.option(
     "--project-dir",
@@ -61,6 +62,9 @@ def main() -> None:
 @click.option("--max-chars", type=int, default=65_536, show_default=True, help="Comment size limit.")
 @click.option("--details-url", default=None, help="Link to the full preview (CI job log).")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-")
+@_project_dir
+@_stack
+@_config_file
 def summary(
     preview: IO[str],
     drift: bool,
@@ -68,17 +72,53 @@ def summary(
     max_chars: int,
     details_url: str | None,
     output: IO[str],
+    project_dir: Path | None,
+    stack: str | None,
+    config_file: Path | None,
 ) -> None:
-    """Turn `pulumi preview --json` output (file or stdin) into a Markdown PR comment."""
+    """Turn `pulumi preview --json` output (file or stdin) into a Markdown PR comment.
+
+    Reasons name `file:line` when the project's mappings can be read (offline)."""
     from components.summary import PreviewParseError, summarize
 
     try:
         text = summarize(
-            preview.read(), drift=drift, title=title, max_chars=max_chars, details_url=details_url
+            preview.read(),
+            drift=drift,
+            title=title,
+            max_chars=max_chars,
+            details_url=details_url,
+            locate=_locator(project_dir, stack, config_file),
         )
     except PreviewParseError as exc:
         raise click.ClickException(str(exc)) from None
     output.write(text)
+
+
+def _locator(project_dir: Path | None, stack: str | None, config_file: Path | None) -> Locate | None:
+    """``plan.locate_provenance`` over the project's mappings; None when they cannot be read
+    (the summary then shows reasons as state has them: file without line)."""
+    from components.cli.context import build_context
+    from components.cli.stackconfig import read_offline
+    from components.mappings import MappingError
+    from components.model import RoleType, Scope
+    from components.plan import locate_provenance
+    from components.settings import SettingsError
+
+    try:
+        root = find_project_root(project_dir or Path.cwd())
+        ctx = build_context(root, read_offline(root, stack, config_file))
+        mappings = ctx.load_mappings()
+    except (StackConfigError, SettingsError, MappingError, OSError):
+        return None
+    settings = ctx.plan_settings()
+
+    def locate(provenance: str, org: str, space: str | None, role: str, member: str) -> str:
+        return locate_provenance(
+            provenance, mappings, Scope(org, space), cast(RoleType, role), member, settings
+        )
+
+    return locate
 
 
 # --------------------------------------------------------------------------- validate

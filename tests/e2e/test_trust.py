@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from components.cloudfoundry.client import CloudFoundryClient
 from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation
+from tests.pulumi_harness import REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -112,7 +115,11 @@ def test_1_moved_mapping_file_is_loaded_and_unknown_files_refused(env: Foundatio
     env.stack.up()
     (env.mappings_dir / "teams").mkdir()
     shutil.move(env.mappings_dir / "payments.yaml", env.mappings_dir / "teams" / "payments.yaml")
-    assert env.stack.preview("--expect-no-changes").ok
+    moved = env.stack.preview().output
+    # the provenance names the new file; nobody gains or loses a role
+    assert re.search(r"0 role assignments to add; 0 of \d+ managed role assignments to remove", moved), moved
+    assert _removed_lines(moved) == 0
+    assert "(mappings/teams/payments.yaml)" in moved
     shutil.move(env.mappings_dir / "teams" / "payments.yaml", env.mappings_dir / "payments.yaml.bak")
     env.control.reset_counters()
     result = env.stack.preview(check=False)
@@ -261,3 +268,48 @@ def test_10_a_no_op_preview_announces_no_removals(env: Foundation) -> None:
     grant_by_hand(env, "mallory@corp.com", "space_auditor", "platform", "tools")  # additive: not ours
     preview = env.stack.preview("--expect-no-changes")
     assert re.search(r"0 of \d+ managed role assignments to remove", preview.output), preview.output
+
+
+def cli(env: Foundation, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "cf-access"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "components.cli"]
+    where = [
+        "--project-dir",
+        str(REPO),
+        "--stack",
+        env.stack.stack,
+        "--config-file",
+        str(env.stack.config_file),
+    ]
+    return subprocess.run(
+        [*cmd, *args, *where],
+        cwd=REPO,
+        env=env.stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_10_the_helper_cli_agrees_with_the_program(env: Foundation) -> None:
+    env.stack.up()
+    grant_by_hand(env, "admin@corp.com", "organization_manager", "payments")  # protected
+    grant_by_hand(env, "mallory@corp.com", "organization_auditor", "payments")  # authoritative: swept
+    why = cli(env, "why", "admin@corp.com")
+    assert why.returncode == 0, why.stderr
+    assert (
+        "payments organization_manager  [protected user: never added or removed by cf-access]" in why.stdout
+    )
+    assert "removes it" not in why.stdout
+    swept = cli(env, "why", "mallory@corp.com")
+    assert "- payments organization_auditor  [granted by no mapping: the next up removes it" in swept.stdout
+
+    # a group with no active members: preview refuses it, so validate and doctor do too
+    env.edit_directory(lambda d: d["groups"].__setitem__("payments-oncall", []))
+    preview = env.stack.preview(check=False)
+    assert not preview.ok and "group directory:payments-oncall returned no active members" in preview.output
+    for command in ("validate", "doctor"):
+        result = cli(env, command)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert "payments-oncall returned no active members" in result.stdout, (command, result.stdout)
