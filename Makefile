@@ -4,12 +4,16 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 
-.PHONY: setup venv pulumi demo test lint bench
+.PHONY: setup system-deps venv pulumi demo ldap-demo test lint bench
 
-setup: venv pulumi
+setup: system-deps venv pulumi
+
+# slapd + ldap-utils (LDAP tests, ldap-demo) and python-ldap's build deps; apt-get when missing.
+system-deps:
+	@scripts/system-deps.sh
 
 venv: venv/.installed
-venv/.installed: requirements.txt requirements-dev.txt
+venv/.installed: requirements.txt requirements-dev.txt | system-deps
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
 	@test -x venv/bin/python || $(PYTHON) -m venv venv
 	venv/bin/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
@@ -21,6 +25,10 @@ pulumi:
 
 demo: setup
 	@scripts/demo.sh
+
+# The ldap-demo stack: a local slapd with example users and groups, then preview (ARGS=up to apply).
+ldap-demo: setup
+	@scripts/ldap-demo.sh $(ARGS)
 
 lint: venv
 	venv/bin/ruff check .
