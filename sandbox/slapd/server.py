@@ -87,13 +87,23 @@ access to * by users read by * none
 
 
 def _spawn(
-    workdir: Path, tls: ServerTls, port: int, log_file: Path, size_limit: int | None, paged_unlimited: bool
+    workdir: Path,
+    tls: ServerTls,
+    port: int,
+    ldaps_port: int,
+    log_file: Path,
+    size_limit: int | None,
+    paged_unlimited: bool,
 ) -> subprocess.Popen[bytes]:
     conf = workdir / "slapd.conf"
     conf.write_text(slapd_conf(workdir, tls, size_limit, paged_unlimited), encoding="utf-8")
     with log_file.open("ab") as log:
         return subprocess.Popen(
-            [slapd_binary(), "-f", str(conf), "-h", f"ldap://127.0.0.1:{port}/", "-d", "0"],
+            [
+                slapd_binary(),
+                *("-f", str(conf), "-d", "0"),
+                *("-h", f"ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -107,12 +117,17 @@ class SlapdServer:
     tls: ServerTls
     process: subprocess.Popen[bytes]
     log_file: Path
+    ldaps_port: int = 0
     size_limit: int | None = None
     stopped: bool = field(default=False)
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
 
     @classmethod
     @contextlib.contextmanager
@@ -131,9 +146,10 @@ class SlapdServer:
         (workdir / "db").mkdir(exist_ok=True)
         tls = make_server_tls(workdir / "tls")
         port = port or free_port()
+        ldaps_port = free_port()
         log_file = workdir / "slapd.log"
-        process = _spawn(workdir, tls, port, log_file, size_limit, paged_unlimited=True)
-        server = cls(workdir, port, tls, process, log_file, size_limit)
+        process = _spawn(workdir, tls, port, ldaps_port, log_file, size_limit, paged_unlimited=True)
+        server = cls(workdir, port, tls, process, log_file, ldaps_port, size_limit)
         server._ready_or_stop()
         return server
 
@@ -142,7 +158,9 @@ class SlapdServer:
         (``paged_unlimited=False``: paged searches are held to the size limit too)."""
         self.stop()
         self.size_limit = size_limit
-        self.process = _spawn(self.workdir, self.tls, self.port, self.log_file, size_limit, paged_unlimited)
+        self.process = _spawn(
+            self.workdir, self.tls, self.port, self.ldaps_port, self.log_file, size_limit, paged_unlimited
+        )
         self.stopped = False
         self._ready_or_stop()
 
