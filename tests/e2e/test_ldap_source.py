@@ -253,8 +253,8 @@ def test_ldap_groups_become_cf_roles_and_failures_stop_the_run(env: LdapFoundati
 
     # (d) a group that grew past the page size (40) and slapd's size limit (100) is read completely.
     newcomers = [D.User(f"analyst{i:03d}", f"analyst{i:03d}@corp.com") for i in range(130)]
-    for user in newcomers:
-        D.add_user(conn, user)
+    for newcomer in newcomers:
+        D.add_user(conn, newcomer)
     D.add_members(conn, "data-analysts", [D.user_dn(u.uid) for u in newcomers])
     env.stack.up()
     auditors = [r for r in env.roles() if r[1:] == ("space_auditor", "data/analytics")]
