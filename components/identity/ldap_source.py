@@ -78,22 +78,21 @@ class LdapSource:
 
     def _read_blocking(self, names: list[str]) -> dict[str, tuple[Person, ...]]:
         started = time.monotonic()
-        with LdapConnection(self.connection) as conn:
-            reader = MemberReader(conn, self.directory)
-            try:
+        try:
+            with LdapConnection(self.connection) as conn:
+                reader = MemberReader(conn, self.directory)
                 reader.load_people()
-            except IdentityReadError as exc:
-                # The people search serves every group: say which ones it stopped.
-                raise IdentityReadError(
-                    exc.source, exc.group, f"{exc.message}; groups not read: {', '.join(names)}"
-                ) from None
-            out: dict[str, tuple[Person, ...]] = {}
-            for name in names:
-                out[name] = reader.members(name)
-                logger.debug("%s: group %r: %d members", self.name, name, len(out[name]))
-            stats = LdapReadStats(
-                conn.server, len(reader.people), conn.searches, conn.pages, time.monotonic() - started
-            )
+                out = {name: reader.members(name) for name in names}
+                stats = LdapReadStats(
+                    conn.server, len(reader.people), conn.searches, conn.pages, time.monotonic() - started
+                )
+        except IdentityReadError as exc:
+            if exc.group is not None:
+                raise
+            # Connecting, binding and the people search serve every group: say which ones stopped.
+            raise IdentityReadError(
+                exc.source, None, f"{exc.message}; groups not read: {', '.join(names)}"
+            ) from None
         self.last_read = stats
         logger.info(
             "%s: read %d group(s) from %s: %d users, %d searches, %d page(s) in %.1fs",
@@ -105,6 +104,4 @@ class LdapSource:
             stats.pages,
             stats.seconds,
         )
-        if any(name not in out for name in names):  # defensive: never a partial answer
-            raise IdentityReadError(self.name, None, "internal error: a group was not read")
         return out

@@ -264,16 +264,16 @@ def test_ldap_groups_become_cf_roles_and_failures_stop_the_run(env: LdapFoundati
     # (e) every failure mode stops the run before anything is registered: 0 writes.
     server = env.slapd.url
     env.stack.env[LDAP_PASSWORD_ENV] = "wrong-password-from-env"  # the variable wins over config
-    _fails_without_writes(env, "identity source ldap", "bind as", "refused", server)
+    _fails_without_writes(env, "identity source ldap", "bind as", "refused", server, "payments-dev")
     del env.stack.env[LDAP_PASSWORD_ENV]
 
     env.set("ldap.caBundle", str(make_server_tls(env.tmp / "other-ca").ca_file))
-    _fails_without_writes(env, "identity source ldap", "TLS failed", server)
+    _fails_without_writes(env, "identity source ldap", "TLS failed", server, "payments-dev")
     env.set("ldap.caBundle", str(env.slapd.tls.ca_file))
 
     env.slapd.pause()
     try:
-        _fails_without_writes(env, "identity source ldap", "timed out", server)
+        _fails_without_writes(env, "identity source ldap", "timed out", server, "payments-dev")
     finally:
         env.slapd.resume()
 
@@ -295,7 +295,9 @@ def test_ldap_groups_become_cf_roles_and_failures_stop_the_run(env: LdapFoundati
     ) as flaky:
         env.set("ad.urls[0]", flaky.url)
         env.set("ad.caBundle", str(flaky.tls.ca_file))
-        _fails_without_writes(env, "identity source ad", "dropped the paged-results control", flaky.url)
+        _fails_without_writes(
+            env, "identity source ad", "dropped the paged-results control", flaky.url, "data-managers"
+        )
     env.set("ad.urls[0]", env.ad.url)
     env.set("ad.caBundle", str(env.ad.tls.ca_file))
 

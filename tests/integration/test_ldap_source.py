@@ -156,13 +156,14 @@ def test_every_url_down(slapd: SlapdServer) -> None:
 def test_bind_refused(slapd: SlapdServer) -> None:
     err = read_error(source(slapd, bindPassword="wrong-password-1"), "solo")
     assert "bind as" in err.message and "refused" in err.message and slapd.url in err.message
+    assert "groups not read: solo" in err.message
     assert "wrong-password-1" not in str(err)
 
 
 def test_tls_failure(slapd: SlapdServer, tmp_path: Path) -> None:
     other_ca = make_server_tls(tmp_path / "other").ca_file
     err = read_error(source(slapd, caBundle=str(other_ca)), "solo")
-    assert "TLS failed" in err.message and slapd.url in err.message
+    assert "TLS failed" in err.message and slapd.url in err.message and "groups not read: solo" in err.message
 
 
 def test_missing_group(slapd: SlapdServer) -> None:
@@ -176,7 +177,7 @@ def test_timeout(slapd: SlapdServer) -> None:
         err = read_error(source(slapd, operationTimeoutSeconds=1), "solo")
     finally:
         slapd.resume()
-    assert "timed out" in err.message and slapd.url in err.message
+    assert "timed out" in err.message and slapd.url in err.message and "groups not read: solo" in err.message
 
 
 def test_env_password_wins_and_missing_password(slapd: SlapdServer, monkeypatch: pytest.MonkeyPatch) -> None:
