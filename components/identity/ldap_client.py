@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import ldap
 from ldap.controls import SimplePagedResultsControl
@@ -34,7 +36,17 @@ logger = logging.getLogger("cf_access.identity")
 TlsVersion = Literal["1.2", "1.3"]
 # OPT_X_TLS_PROTOCOL_MIN takes (major << 8) | minor of the SSL/TLS wire version: TLS 1.2 = 3.3.
 TLS_PROTOCOL_MIN = {"1.2": 0x303, "1.3": 0x304}
+# libldap built with GnuTLS (Debian, Ubuntu) ignores OPT_X_TLS_PROTOCOL_MIN; there the versions
+# are limited through the GnuTLS priority string libldap passes on as its cipher suite.
+GNUTLS_PRIORITY = {
+    "1.2": "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+    "1.3": "NORMAL:-VERS-ALL:+VERS-TLS1.3",
+}
 Entry = tuple[str, dict[str, list[bytes]]]
+
+
+class NoSuchEntry(IdentityReadError):
+    """A search base that does not exist (a dangling member DN is one; a wrong userBase another)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,12 @@ class LdapConnection:
                 self.server = url
                 break
             except ldap.SERVER_DOWN as exc:
+                # ldaps: libldap reports a failed handshake as "server down", often without a
+                # reason; if the port accepts TCP, the server is up and TLS is what failed.
+                if _looks_like_tls(_describe(exc)) or (
+                    url.lower().startswith("ldaps://") and _tcp_reachable(url, self.settings.connect_timeout)
+                ):
+                    raise self._tls_error(url, exc) from None
                 unreachable.append(f"{url}: {_describe(exc)}")
                 logger.warning(
                     "%s: %s unreachable (%s); trying the next URL", self.settings.source, url, _describe(exc)
@@ -103,6 +121,8 @@ class LdapConnection:
         conn.set_option(ldap.OPT_TIMEOUT, s.operation_timeout)
         conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
         conn.set_option(ldap.OPT_X_TLS_PROTOCOL_MIN, TLS_PROTOCOL_MIN[s.tls_min_version])
+        if ldap.get_option(ldap.OPT_X_TLS_PACKAGE) == "GnuTLS":
+            conn.set_option(ldap.OPT_X_TLS_CIPHER_SUITE, GNUTLS_PRIORITY[s.tls_min_version])
         if s.ca_file is not None:
             conn.set_option(ldap.OPT_X_TLS_CACERTFILE, str(s.ca_file))
         conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # must come last: applies the TLS options above
@@ -204,6 +224,16 @@ class LdapConnection:
             self.settings.source, group, scrub(text, [self.settings.bind_password.get_secret_value()])
         )
 
+    def _tls_error(self, url: str, exc: ldap.LDAPError) -> IdentityReadError:
+        s = self.settings
+        message = (
+            f"TLS failed: {_describe(exc)}. Check caBundle (the CA that signed the server certificate), "
+            f"tlsMinVersion ({s.tls_min_version}) and that the host name in the URL is in the certificate"
+        )
+        return IdentityReadError(
+            s.source, None, scrub(f"{message} (server {url})", [s.bind_password.get_secret_value()])
+        )
+
     def _bind_error(self, url: str, exc: ldap.LDAPError) -> IdentityReadError:
         s = self.settings
         detail = _describe(exc)
@@ -215,10 +245,7 @@ class LdapConnection:
         elif isinstance(exc, ldap.TIMEOUT):
             message = f"timed out after {s.operation_timeout:g}s connecting or binding: {detail}"
         elif isinstance(exc, ldap.CONNECT_ERROR) or _looks_like_tls(detail):
-            message = (
-                f"TLS failed: {detail}. Check caBundle (the CA that signed the server certificate), "
-                f"tlsMinVersion ({s.tls_min_version}) and that the host name in the URL is in the certificate"
-            )
+            return self._tls_error(url, exc)
         else:
             message = f"connect/bind failed: {type(exc).__name__}: {detail}"
         return IdentityReadError(
@@ -250,7 +277,10 @@ class LdapConnection:
         if isinstance(exc, ldap.SERVER_DOWN):
             return self.error(group, f"{where}: connection lost: {detail}")
         if isinstance(exc, ldap.NO_SUCH_OBJECT):
-            return self.error(group, f"{where}: the search base does not exist: {detail}")
+            text = f"{where}: the search base does not exist: {detail} (server {self.server})"
+            return NoSuchEntry(
+                self.settings.source, group, scrub(text, [self.settings.bind_password.get_secret_value()])
+            )
         return self.error(group, f"{where} failed: {type(exc).__name__}: {detail}")
 
 
@@ -275,6 +305,19 @@ def _describe(exc: ldap.LDAPError) -> str:
         parts = [str(arg.get("desc", "")).strip(), str(arg.get("info", "")).strip()]
         return first_line(": ".join(p for p in parts if p)) or type(exc).__name__
     return first_line(str(exc)) or type(exc).__name__
+
+
+def _tcp_reachable(url: str, timeout: float) -> bool:
+    """Whether ``url``'s host:port accepts a TCP connection (tells a TLS failure from a down server)."""
+    parsed = urlsplit(url)
+    default = 636 if parsed.scheme.lower() == "ldaps" else 389
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "localhost", parsed.port or default), timeout=timeout
+        ):
+            return True
+    except OSError:
+        return False
 
 
 def _looks_like_tls(detail: str) -> bool:

@@ -25,8 +25,8 @@ import ldap
 import ldap.dn
 import ldap.filter
 
-from components.identity.base import IdentityReadError, Person, normalise_username
-from components.identity.ldap_client import Entry, LdapConnection
+from components.identity.base import Person, normalise_username
+from components.identity.ldap_client import Entry, LdapConnection, NoSuchEntry
 
 logger = logging.getLogger("cf_access.identity")
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (AD)
@@ -87,6 +87,7 @@ class MemberReader:
         self.d = directory
         self.people: dict[str, Person] = {}  # dn_key → person
         self.by_uid: dict[str, str] = {}  # uid → dn_key (memberUid groups)
+        self.nameless: dict[str, str] = {}  # dn_key → DN of people without the username attribute
         self._groups: dict[str, Entry | None] = {}  # dn_key → group entry (None: not a group)
 
     # -- people ----------------------------------------------------------------------------------
@@ -101,9 +102,14 @@ class MemberReader:
             d.user_base, ldap.SCOPE_SUBTREE, d.user_filter, attrs, group=None, what="reading users"
         ):
             key = dn_key(dn)
+            uid = _first(entry, "uid")
             raw = _first(entry, d.username_attribute)
             if raw is None:
-                continue  # no CF username: reported only if a mapped group lists them (see _person)
+                # No CF username: an error only if a mapped group lists them (``_check_named``).
+                self.nameless[key] = dn
+                if uid is not None:
+                    self.by_uid[uid.casefold()] = key
+                continue
             try:
                 username = normalise_username(raw)
                 email = _first(entry, d.email_attribute)
@@ -126,7 +132,6 @@ class MemberReader:
                 email=email,
                 display_name=_first(entry, "displayName") or _first(entry, "cn"),
             )
-            uid = _first(entry, "uid")
             if uid is not None:
                 self.by_uid[uid.casefold()] = key
         logger.debug("%s: %d users under %s", d.source, len(self.people), d.user_base)
@@ -161,7 +166,21 @@ class MemberReader:
             keys = self._member_uids(name, entry)
         else:
             keys = self._transitive(name, dn, entry)
+        self._check_named(name, keys)
         return tuple(sorted((self.people[k] for k in keys), key=lambda p: p.username))
+
+    def _check_named(self, name: str, keys: set[str]) -> None:
+        """Fail closed when a member has no username attribute: leaving them out would silently
+        take their roles away, and guessing another attribute could grant the wrong CF user."""
+        missing = sorted(self.nameless[k] for k in keys if k in self.nameless)
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise self.conn.error(
+                name,
+                f"member {'; '.join(repr(m) for m in missing[:3])}{more} has no "
+                f"{self.d.username_attribute} (usernameAttribute): set it in the directory, or "
+                "choose another usernameAttribute",
+            )
 
     def find_group(self, name: str) -> Entry:
         d = self.d
@@ -190,7 +209,7 @@ class MemberReader:
     def _member_uids(self, name: str, entry: Mapping[str, list[bytes]]) -> set[str]:
         keys: set[str] = set()
         for uid in _values(entry, self.d.member_attribute):
-            key = self.by_uid.get(uid.strip().casefold())
+            key = self.by_uid.get(uid.strip().casefold())  # people and nameless people
             if key is None:
                 logger.info(
                     "%s:%s: memberUid %r matches no user under userBase; ignored", self.d.source, name, uid
@@ -205,7 +224,9 @@ class MemberReader:
         entries = self.conn.search(
             d.user_base, ldap.SCOPE_SUBTREE, flt, ["1.1"], group=name, what="reading members (in-chain rule)"
         )
-        return {k for k in (dn_key(member) for member, _ in entries) if k in self.people}
+        return {
+            k for k in (dn_key(member) for member, _ in entries) if k in self.people or k in self.nameless
+        }
 
     def _transitive(self, name: str, dn: str, entry: Mapping[str, list[bytes]]) -> set[str]:
         """People reachable from the group through nested groups; a group already on the path is a
@@ -232,7 +253,7 @@ class MemberReader:
             expanded.add(key)
             for member in self._member_dns(name, group_dn, group_entry):
                 member_key = dn_key(member)
-                if member_key in self.people:
+                if member_key in self.people or member_key in self.nameless:
                     found.add(member_key)
                     continue
                 if not self.d.nested_groups:
@@ -260,9 +281,7 @@ class MemberReader:
                     group=name,
                     what=f"reading nested group {dn!r}",
                 )
-            except IdentityReadError as exc:
-                if "does not exist" not in exc.message:
-                    raise
+            except NoSuchEntry:
                 entries = []  # a dangling member DN (deleted entry): not a group, not a person
             self._groups[key] = entries[0] if entries else None
         return self._groups[key]

@@ -44,6 +44,7 @@ def ad_server(
     bind_password: str,
     max_values: int = 1500,
     drop_paging_after: int | None = None,
+    max_tls: str | None = None,
 ) -> Iterator[AdServer]:
     workdir.mkdir(parents=True, exist_ok=True)
     tls = make_server_tls(workdir / "tls")
@@ -60,6 +61,8 @@ def ad_server(
     cmd += ["--cert", str(tls.cert_file), "--key", str(tls.key_file)]
     if drop_paging_after is not None:
         cmd += ["--drop-paging-after", str(drop_paging_after)]
+    if max_tls is not None:
+        cmd += ["--max-tls", max_tls]
     log_file = workdir / "ad.log"
     with log_file.open("wb") as log:
         process = subprocess.Popen(

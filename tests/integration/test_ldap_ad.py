@@ -129,3 +129,11 @@ def test_dropped_paging_cookie_fails_closed(tmp_path: Path) -> None:
     message = caught.value.message
     assert "dropped the paged-results control on page 2" in message and server.url in message
     assert "crowd" in message
+
+
+def test_tls_below_the_minimum_version_fails_closed(tmp_path: Path) -> None:
+    with start(tmp_path, max_tls="1.2") as server:
+        assert source(server, tlsMinVersion="1.2").read_groups(["sre"])["sre"]
+        with pytest.raises(IdentityReadError) as caught:
+            source(server, tlsMinVersion="1.3").read_groups(["sre"])
+    assert "TLS failed" in caught.value.message and server.url in caught.value.message

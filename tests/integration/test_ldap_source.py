@@ -58,6 +58,17 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlapdServer]:
                 ("memberUid", [b"alice", b"carol", b"nobody-here"]),
             ],
         )
+        # A person without mail (the default usernameAttribute) in a group of their own.
+        conn.add_s(
+            D.user_dn("nomail"),
+            [
+                ("objectClass", [b"inetOrgPerson"]),
+                ("uid", [b"nomail"]),
+                ("cn", [b"No Mail"]),
+                ("sn", [b"Mail"]),
+            ],
+        )
+        D.add_group(conn, D.Group("nameless", ("nomail", "erin")))
         conn.unbind_s()
         yield server
 
@@ -138,6 +149,15 @@ def test_username_attribute_uid(slapd: SlapdServer) -> None:
     assert names(source(slapd, usernameAttribute="uid").read_groups(["solo"])["solo"]) == ["erin"]
 
 
+def test_member_without_the_username_attribute_fails_closed(slapd: SlapdServer) -> None:
+    err = read_error(source(slapd), "nameless")
+    assert err.group == "nameless" and D.user_dn("nomail") in err.message and "has no mail" in err.message
+    assert names(source(slapd, usernameAttribute="uid").read_groups(["nameless"])["nameless"]) == [
+        "erin",
+        "nomail",
+    ]
+
+
 def test_failover_to_the_next_url_and_ldaps(slapd: SlapdServer) -> None:
     dead = f"ldap://127.0.0.1:{free_port()}"
     src = source(slapd, urls=[dead, slapd.url])
@@ -164,6 +184,12 @@ def test_tls_failure(slapd: SlapdServer, tmp_path: Path) -> None:
     other_ca = make_server_tls(tmp_path / "other").ca_file
     err = read_error(source(slapd, caBundle=str(other_ca)), "solo")
     assert "TLS failed" in err.message and slapd.url in err.message and "groups not read: solo" in err.message
+    # ldaps: libldap reports the failed handshake as "server down"; it is still a TLS failure,
+    # final (no failover to the next URL) and named as such.
+    err = read_error(source(slapd, urls=[slapd.ldaps_url, slapd.ldaps_url], caBundle=str(other_ca)), "solo")
+    assert (
+        "TLS failed" in err.message and slapd.ldaps_url in err.message and "cannot reach" not in err.message
+    )
 
 
 def test_missing_group(slapd: SlapdServer) -> None:
