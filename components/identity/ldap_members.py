@@ -97,7 +97,6 @@ class MemberReader:
         if d.active_directory:
             attrs.append("userAccountControl")
         disabled = self._disabled_dns()
-        owners: dict[str, str] = {}
         for dn, entry in self.conn.iter_search(
             d.user_base, ldap.SCOPE_SUBTREE, d.user_filter, attrs, group=None, what="reading users"
         ):
@@ -116,13 +115,6 @@ class MemberReader:
                 email = normalise_username(email) if email else None
             except ValueError as exc:
                 raise self.conn.error(None, f"user {dn!r}: {exc}") from None
-            if username in owners:
-                raise self.conn.error(
-                    None,
-                    f"users {owners[username]!r} and {dn!r} both map to username {username!r} "
-                    f"({d.username_attribute}); usernames must be unique",
-                )
-            owners[username] = dn
             self.people[key] = Person(
                 username=username,
                 origin=d.origin,
@@ -167,7 +159,21 @@ class MemberReader:
         else:
             keys = self._transitive(name, dn, entry)
         self._check_named(name, keys)
-        return tuple(sorted((self.people[k] for k in keys), key=lambda p: p.username))
+        return self._unique(name, [self.people[k] for k in keys])
+
+    def _unique(self, name: str, people: list[Person]) -> tuple[Person, ...]:
+        """The group's people by username; two entries with one CF username fail the group (which of
+        them would the CF user be?), like a user seen twice in the SDK sources."""
+        owners: dict[str, str] = {}
+        for person in sorted(people, key=lambda p: (p.username, p.external_id)):
+            other = owners.setdefault(person.username, person.external_id)
+            if other != person.external_id:
+                raise self.conn.error(
+                    name,
+                    f"users {other!r} and {person.external_id!r} both map to username {person.username!r} "
+                    f"({self.d.username_attribute}); usernames must be unique",
+                )
+        return tuple(sorted(people, key=lambda p: p.username))
 
     def _check_named(self, name: str, keys: set[str]) -> None:
         """Fail closed when a member has no username attribute: leaving them out would silently

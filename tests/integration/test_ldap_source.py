@@ -69,6 +69,9 @@ def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlapdServer]:
             ],
         )
         D.add_group(conn, D.Group("nameless", ("nomail", "erin")))
+        D.add_user(conn, D.User("twin1", "Twin@Corp.com"))
+        D.add_user(conn, D.User("twin2", "twin@corp.com"))
+        D.add_group(conn, D.Group("twins", ("twin1", "twin2")))
         conn.unbind_s()
         yield server
 
@@ -156,6 +159,12 @@ def test_member_without_the_username_attribute_fails_closed(slapd: SlapdServer) 
         "erin",
         "nomail",
     ]
+
+
+def test_two_members_with_one_username_fail_closed(slapd: SlapdServer) -> None:
+    # Two entries whose mail differs only in case: one CF username after case-folding.
+    err = read_error(source(slapd), "twins")
+    assert err.group == "twins" and "both map to username 'twin@corp.com'" in err.message
 
 
 def test_failover_to_the_next_url_and_ldaps(slapd: SlapdServer) -> None:
