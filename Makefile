@@ -4,12 +4,20 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 
-.PHONY: setup venv pulumi demo test lint bench
+.PHONY: setup system-deps build-deps venv pulumi demo ldap-demo test lint bench
 
-setup: venv pulumi
+setup: system-deps venv pulumi
+
+# apt-get what is missing: python-ldap's build deps (build-deps, needed by venv) and slapd +
+# ldap-utils for the LDAP tests and the ldap-demo stack (system-deps).
+system-deps:
+	@scripts/system-deps.sh all
+
+build-deps:
+	@scripts/system-deps.sh build
 
 venv: venv/.installed
-venv/.installed: requirements.txt requirements-dev.txt
+venv/.installed: requirements.txt requirements-dev.txt | build-deps
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or make PYTHON=python3)"; exit 1; }
 	@test -x venv/bin/python || $(PYTHON) -m venv venv
 	venv/bin/python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
@@ -21,6 +29,10 @@ pulumi:
 
 demo: setup
 	@scripts/demo.sh
+
+# The ldap-demo stack: a local slapd with example users and groups, then preview (ARGS=up to apply).
+ldap-demo: setup
+	@scripts/ldap-demo.sh $(ARGS)
 
 lint: venv
 	venv/bin/ruff check .

@@ -10,6 +10,7 @@ code                   level    what
 =====================  =======  ==============================================================
 missing-group          error    a mapped group does not exist in its identity source
 idp-error              error    the identity source cannot be read (file problems, API errors)
+ldap-bind              error    an LDAP source: no server answers, TLS fails or the bind is refused
 no-username-attribute  error    an IdP user lacks the attribute that becomes the CF username
 missing-org            error    an org in the mappings does not exist in CF
 missing-space          error    a space in the mappings does not exist in CF
@@ -20,7 +21,8 @@ unmapped-cf-user       warning  a CF user holds roles in a mapped org that no ma
 
 The logic is pure (``diagnose``) over an identity snapshot and a CF ``Inventory``;
 ``gather_snapshot`` reads the sources group by group so one missing group does
-not hide the others.
+not hide the others. An LDAP source is first connected and bound on its own (``ldap-bind``),
+so a connection or bind problem is reported once, naming the server, instead of once per group.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def gather_snapshot(
         known: list[str] = []
         if isinstance(source, DirectorySource):
             got, known = _directory_groups(source, names, findings)
+        elif not _ldap_binds(source_name, source, findings):
+            got = None
         else:
             got = {}
             for name in names:  # one at a time: one missing group must not hide the others
@@ -189,6 +193,19 @@ def gather_snapshot(
                     )
                 )
     return IdentitySnapshot(groups), findings
+
+
+def _ldap_binds(name: str, source: IdentitySource, findings: list[Finding]) -> bool:
+    """True unless ``source`` is an LDAP source that cannot connect and bind (reported)."""
+    check_bind = getattr(source, "check_bind", None)  # LdapSource; not imported: python-ldap is optional
+    if check_bind is None:
+        return True
+    try:
+        check_bind()
+    except IdentityReadError as exc:
+        findings.append(Finding(f"identity source {name}", "error", "ldap-bind", str(exc)))
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- CF

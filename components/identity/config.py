@@ -22,6 +22,16 @@ settings; ``type`` picks the kind::
         #  or {method: certificate, certificate: {secure: <PEM cert + key>}}  / certificateFile: path
         #  or {method: workload-identity, tokenFile: /path/to/oidc.jwt}      / tokenEnv: VAR
       directory: {type: directory, file: directory/example.yaml, origin: corp-sso}
+      ldap:
+        type: ldap
+        urls: [ldap://ldap1.corp.example, ldap://ldap2.corp.example]   # failover, in order
+        startTls: true                     # ldap:// URLs; or ldaps:// URLs
+        caBundle: /etc/ssl/corp-ca.pem
+        bindDn: cn=cf-access,ou=service,dc=corp,dc=example
+        bindPassword: {secure: ...}        # or the variable named by bindPasswordEnv (it wins)
+        userBase: ou=people,dc=corp,dc=example
+        groupBase: ou=groups,dc=corp,dc=example
+        origin: corp-ldap
 
 The program gets the value from ``pulumi.Config().get_object("identitySources")`` with
 secrets already decrypted. Unknown keys are errors; every error names the full key
@@ -31,6 +41,7 @@ Relative paths are relative to the project root.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,7 +74,10 @@ if TYPE_CHECKING:  # the SDK-backed sources are imported only when configured (d
 
 CONFIG_KEY = "cf-access:identitySources"
 SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SECRET_KEYS = frozenset({"apiToken", "privateKey", "clientSecret", "certificate", "certificatePassword"})
+SECRET_KEYS = frozenset(
+    {"apiToken", "privateKey", "clientSecret", "certificate", "certificatePassword", "bindPassword"}
+)
+LDAP_PASSWORD_ENV = "CF_ACCESS_LDAP_BIND_PASSWORD"
 OktaStatus = Literal[
     "ACTIVE",
     "DEPROVISIONED",
@@ -210,7 +224,75 @@ class DirectoryConfig(_Model):
     usernameAttribute: Literal["username", "email"] = "username"
 
 
-MODELS: dict[str, type[_Model]] = {"okta": OktaConfig, "entra": EntraConfig, "directory": DirectoryConfig}
+# -- LDAP / Active Directory -----------------------------------------------------------------------
+class LdapConfig(_Model):
+    type: Literal["ldap"]
+    urls: tuple[str, ...] = Field(min_length=1)
+    startTls: bool = True
+    allowPlaintext: bool = False
+    caBundle: str | None = None
+    tlsMinVersion: Literal["1.2", "1.3"] = "1.2"
+    bindDn: str = Field(min_length=1)
+    bindPassword: SecretStr | None = None
+    bindPasswordEnv: str = Field(default=LDAP_PASSWORD_ENV, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    userBase: str = Field(min_length=1)
+    userFilter: str = "(objectClass=person)"
+    groupBase: str = Field(min_length=1)
+    groupFilter: str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=group))"
+    groupNameAttribute: str = Field(default="cn", min_length=1)
+    memberAttribute: Literal["member", "uniqueMember", "memberUid"] = "member"
+    usernameAttribute: Literal["mail", "uid", "userPrincipalName", "sAMAccountName"] = "mail"
+    emailAttribute: str = "mail"
+    origin: str = Field(default="ldap", min_length=1)
+    activeDirectory: bool = False
+    disabledFilter: str | None = None
+    nestedGroups: bool = True
+    maxNestingDepth: int = Field(default=10, ge=1, le=100)
+    matchingRuleInChain: bool = False
+    connectTimeoutSeconds: float = Field(default=10.0, gt=0, le=600)
+    operationTimeoutSeconds: float = Field(default=60.0, gt=0, le=3600)
+    pageSize: int = Field(default=500, ge=1, le=10000)
+
+    @field_validator("urls")
+    @classmethod
+    def _ldap_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        schemes = {u.split("://", 1)[0].lower() for u in urls}
+        for url in urls:
+            scheme, sep, rest = url.partition("://")
+            if not sep or scheme.lower() not in ("ldap", "ldaps") or not rest.strip("/"):
+                raise ValueError(f"{url!r} must be ldap://host[:port] or ldaps://host[:port]")
+        if len(schemes) > 1:
+            raise ValueError("use one scheme for all URLs: ldap:// (with StartTLS) or ldaps://")
+        return urls
+
+    @field_validator("userFilter", "groupFilter", "disabledFilter")
+    @classmethod
+    def _filter(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("(") and value.endswith(")")):
+            raise ValueError("must be an LDAP filter in parentheses, e.g. (objectClass=person)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LdapConfig:
+        plain = self.urls[0].lower().startswith("ldap://") and not self.startTls
+        if plain and not self.allowPlaintext:
+            raise ValueError(
+                "ldap:// without startTls sends the bind password in clear: set startTls: true, "
+                "use ldaps:// URLs, or (local tests only) allowPlaintext: true"
+            )
+        if self.matchingRuleInChain and not self.activeDirectory:
+            raise ValueError("matchingRuleInChain is an Active Directory rule: set activeDirectory: true")
+        if self.memberAttribute == "memberUid" and self.matchingRuleInChain:
+            raise ValueError("memberUid groups (posixGroup) cannot use matchingRuleInChain")
+        return self
+
+
+MODELS: dict[str, type[_Model]] = {
+    "okta": OktaConfig,
+    "entra": EntraConfig,
+    "directory": DirectoryConfig,
+    "ldap": LdapConfig,
+}
 
 
 def parse_identity_sources(raw: object, project_root: Path) -> dict[str, IdentitySource]:
@@ -279,6 +361,8 @@ def _build(name: str, config: _Model, root: Path) -> IdentitySource:
         )
     if isinstance(config, OktaConfig):
         return _build_okta(name, config, root)
+    if isinstance(config, LdapConfig):
+        return _build_ldap(name, config, root)
     assert isinstance(config, EntraConfig)
     return _build_entra(name, config, root)
 
@@ -343,6 +427,53 @@ def _build_entra(name: str, config: EntraConfig, root: Path) -> IdentitySource:
         sdk_retry_delay=config.sdkRetryDelaySeconds,
         **_sdk_settings(name, config, root),
     )
+
+
+def _build_ldap(name: str, config: LdapConfig, root: Path) -> IdentitySource:
+    from components.identity.ldap_client import LdapConnectionSettings
+    from components.identity.ldap_members import Directory
+    from components.identity.ldap_source import LdapSource
+
+    # The environment variable wins over stack config: CI injects the password from its own
+    # secret store without it ever being written to a stack file.
+    from_env = os.environ.get(config.bindPasswordEnv, "")
+    password = SecretStr(from_env) if from_env else config.bindPassword
+    if password is None or not password.get_secret_value():
+        raise _PathProblem(
+            "bindPassword",
+            f"no bind password: set {config.bindPasswordEnv} in the environment, or "
+            f"pulumi config set --secret --path identitySources.{name}.bindPassword <password>",
+        )
+    connection = LdapConnectionSettings(
+        source=name,
+        urls=config.urls,
+        bind_dn=config.bindDn,
+        bind_password=password,
+        start_tls=config.startTls,
+        ca_file=_path(root, config.caBundle, "caBundle") if config.caBundle else None,
+        tls_min_version=config.tlsMinVersion,
+        connect_timeout=config.connectTimeoutSeconds,
+        operation_timeout=config.operationTimeoutSeconds,
+        page_size=config.pageSize,
+    )
+    directory = Directory(
+        source=name,
+        origin=config.origin,
+        user_base=config.userBase,
+        user_filter=config.userFilter,
+        group_base=config.groupBase,
+        group_filter=config.groupFilter,
+        group_name_attribute=config.groupNameAttribute,
+        member_attribute=config.memberAttribute,
+        username_attribute=config.usernameAttribute,
+        email_attribute=config.emailAttribute,
+        disabled_filter=config.disabledFilter,
+        active_directory=config.activeDirectory,
+        nested_groups=config.nestedGroups,
+        max_depth=config.maxNestingDepth,
+        in_chain=config.matchingRuleInChain,
+    )
+    return LdapSource(connection, directory)
 
 
 class _SdkSettings(TypedDict):

@@ -156,7 +156,7 @@ def test_errors_name_full_keys() -> None:
             "okta": okta(orgUrl="http://acme.okta.com", usernameAtribute="login", pageSize=0),
             "entra": entra(usernameAttribute="upn", auth={"method": "client-secret"}),
             "e2": entra(auth={"method": "password", "clientSecret": SECRET}),
-            "x": {"type": "ldap"},
+            "x": {"type": "saml"},
             "y": {"origin": "z"},
             "bad:name": okta(),
             "z": "not a mapping",
@@ -174,7 +174,9 @@ def test_errors_name_full_keys() -> None:
     )
     assert "cf-access:identitySources.entra.auth.clientSecret: required key is missing" in text
     assert "cf-access:identitySources.e2.auth: Input tag 'password'" in text
-    assert "cf-access:identitySources.x.type: must be one of okta, entra, directory (got 'ldap')" in text
+    assert (
+        "cf-access:identitySources.x.type: must be one of okta, entra, directory, ldap (got 'saml')" in text
+    )
     assert "cf-access:identitySources.y.type: must be one of okta, entra, directory" in text
     assert "cf-access:identitySources.bad:name: source name must be" in text
     assert "cf-access:identitySources.z: must be a mapping" in text
@@ -265,3 +267,70 @@ def test_directory_only_stacks_do_not_import_the_idp_sdks(tmp_path: Path) -> Non
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- LDAP -----------------------------------------------------------------------------------------
+LDAP: dict[str, object] = {
+    "type": "ldap",
+    "urls": ["ldap://ldap1.corp.example", "ldap://ldap2.corp.example:3389"],
+    "bindDn": "cn=cf-access,ou=service,dc=corp,dc=example",
+    "bindPassword": "ldap-Secret-in-config",
+    "userBase": "ou=people,dc=corp,dc=example",
+    "groupBase": "ou=groups,dc=corp,dc=example",
+}
+
+
+def _ldap_problems(**overrides: object) -> str:
+    with pytest.raises(IdentityConfigError) as caught:
+        parse_identity_sources({"corp": {**LDAP, **overrides}}, Path.cwd())
+    text = str(caught.value)
+    assert "ldap-Secret-in-config" not in text
+    return text
+
+
+def test_ldap_source_is_built_with_defaults_and_hides_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.identity.ldap_source import LdapSource
+
+    monkeypatch.delenv("CF_ACCESS_LDAP_BIND_PASSWORD", raising=False)
+    source = parse_identity_sources({"corp": LDAP}, Path.cwd())["corp"]
+    assert isinstance(source, LdapSource)
+    assert (source.name, source.origin) == ("corp", "ldap")
+    assert source.connection.urls == ("ldap://ldap1.corp.example", "ldap://ldap2.corp.example:3389")
+    assert source.connection.start_tls and source.connection.tls_min_version == "1.2"
+    assert source.directory.member_attribute == "member" and source.directory.username_attribute == "mail"
+    assert "ldap-Secret-in-config" not in repr(source) + repr(source.connection)
+    assert source.connection.bind_password.get_secret_value() == "ldap-Secret-in-config"
+
+
+def test_ldap_password_from_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.identity.ldap_source import LdapSource
+
+    monkeypatch.setenv("CF_ACCESS_LDAP_BIND_PASSWORD", "from-the-env")
+    source = parse_identity_sources({"corp": LDAP}, Path.cwd())["corp"]
+    assert isinstance(source, LdapSource)
+    assert source.connection.bind_password.get_secret_value() == "from-the-env"
+    monkeypatch.delenv("CF_ACCESS_LDAP_BIND_PASSWORD")
+    text = _ldap_problems(bindPassword=None)
+    assert "cf-access:identitySources.corp.bindPassword: no bind password" in text
+    assert "CF_ACCESS_LDAP_BIND_PASSWORD" in text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"urls": ["https://ldap.corp.example"]}, "identitySources.corp.urls: Value error"),
+        ({"urls": ["ldap://a", "ldaps://b"]}, "use one scheme for all URLs"),
+        ({"urls": []}, "identitySources.corp.urls"),
+        ({"startTls": False}, "sends the bind password in clear"),
+        ({"matchingRuleInChain": True}, "set activeDirectory: true"),
+        ({"memberAttribute": "members"}, "identitySources.corp.memberAttribute"),
+        ({"usernameAttribute": "cn"}, "identitySources.corp.usernameAttribute"),
+        ({"userFilter": "objectClass=person"}, "must be an LDAP filter in parentheses"),
+        ({"bindPassword": ["not", "a", "string"]}, "identitySources.corp.bindPassword"),
+        ({"pageSize": 0}, "identitySources.corp.pageSize"),
+        ({"tlsMinVersion": "1.0"}, "identitySources.corp.tlsMinVersion"),
+        ({"followReferrals": True}, "identitySources.corp.followReferrals: unknown key"),
+    ],
+)
+def test_ldap_config_errors_name_the_key(overrides: dict[str, object], expected: str) -> None:
+    assert expected.replace("Value error", "") in _ldap_problems(**overrides)
