@@ -8,7 +8,7 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner
@@ -260,3 +260,34 @@ def test_cli_summary(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["summary", "-"], input="not json")
     assert result.exit_code == 1
     assert "no JSON object found" in result.output
+
+
+def test_reasons_get_their_mapping_line_back_from_the_mappings() -> None:
+    """State names the file only (a line inserted in a mapping changes nothing); the summary
+    puts the line back from the project's mappings, through plan.locate_provenance."""
+    from components.mappings import load_mappings
+    from components.model import RoleType, Scope
+    from components.plan import PlanSettings, locate_provenance
+
+    repo = Path(__file__).resolve().parents[2]
+    mappings = load_mappings(repo / "mappings", known_sources=["directory"])
+    settings = PlanSettings(default_source="directory", source_origins={"directory": "corp-sso"})
+    data = copy.deepcopy(fixture("add"))
+    text = re.sub(r"\(mappings/payments\.yaml:\d+\)", "(mappings/payments.yaml)", json.dumps(data))
+
+    def locate(provenance: str, org: str, space: str | None, role: str, member: str) -> str:
+        return locate_provenance(
+            provenance, mappings, Scope(org, space), cast(RoleType, role), member, settings
+        )
+
+    added = {(c.space, c.role): c.reason for c in parse_preview(json.loads(text), locate=locate).role_changes}
+    line = next(
+        n
+        for n, row in enumerate((repo / "mappings" / "payments.yaml").read_text().splitlines(), 1)
+        if "space_developer: {groups: [payments-dev]}" in row
+    )
+    assert (
+        added[("dev", "space_developer")] == f"group directory:payments-dev (mappings/payments.yaml:{line})"
+    )
+    unlocated = {(c.space, c.role): c.reason for c in parse_preview(json.loads(text)).role_changes}
+    assert unlocated[("dev", "space_developer")] == "group directory:payments-dev (mappings/payments.yaml)"
