@@ -17,6 +17,7 @@ from pathlib import Path
 import pulumi
 
 from components.cloudfoundry.errors import CfApiError
+from components.cloudfoundry.preflight import check_scopes
 from components.current import read_current_access
 from components.guards import check_groups, check_removals, missing_scopes
 from components.identity.base import IdentityReadError, IdentitySource, read_snapshot
@@ -62,6 +63,9 @@ def plan_access() -> AccessPlan:
     override = os.environ.get("CF_ACCESS_ALLOW_MASS_REMOVAL", "").lower() in ("1", "true", "yes")
     config = pulumi.Config()
     settings = load_settings(config, PROJECT_ROOT, override_mass_removal=override)
+    # Before the IdP, the reads and the guards: a client without global read would see a
+    # filtered foundation, and `up` needs write scopes (components/cloudfoundry/scopes.py).
+    check_scopes(settings.cf, "read" if pulumi.runtime.is_dry_run() else "write")
     identity_log = logging.getLogger("cf_access.identity")
     identity_log.setLevel(logging.INFO)
     identity_log.addHandler(_PulumiLogHandler())

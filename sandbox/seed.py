@@ -35,6 +35,13 @@ DEFAULT_CLIENTS: tuple[dict[str, Any], ...] = (
         "authorities": "cloud_controller.admin scim.read scim.write",
     },
     {"id": "auditor", "secret": "auditor-secret", "authorities": "cloud_controller.read scim.read"},
+    # The read-only client CI previews with (docs/permissions.md): global read, no writes.
+    {
+        "id": "cf-access-read",
+        "secret": "read-secret",
+        "authorities": "cloud_controller.admin_read_only scim.read",
+    },
+    {"id": "global-auditor", "secret": "auditor-secret", "authorities": "cloud_controller.global_auditor"},
 )
 
 
