@@ -40,7 +40,10 @@ def test_secret_never_in_repr_or_str() -> None:
     ("overrides", "message"),
     [
         ({"cfApiUrl": None}, "stack config cf-access:cfApiUrl is required"),
-        ({"cfClientSecret": None}, "the CF client secret is not set: export CF_CLIENT_SECRET (wins) or set stack"),
+        (
+            {"cfClientSecret": None},
+            "the CF client secret is not set: export CF_CLIENT_SECRET (wins) or set stack",
+        ),
         ({"cfApiUrl": "api.example.com"}, "cf-access:cfApiUrl must be an http(s) URL"),
         ({"concurrency": "many"}, "cf-access:concurrency must be an integer, got 'many'"),
         ({"concurrency": "0"}, "cf-access:concurrency must be between 1 and 64, got 0"),
