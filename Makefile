@@ -4,9 +4,9 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 
-.PHONY: setup venv pulumi demo test lint bench
+.PHONY: setup venv pulumi seaweedfs demo test lint bench
 
-setup: venv pulumi
+setup: venv pulumi seaweedfs
 
 venv: venv/.installed
 venv/.installed: requirements.txt requirements-dev.txt
@@ -18,6 +18,10 @@ venv/.installed: requirements.txt requirements-dev.txt
 
 pulumi:
 	@scripts/bootstrap-pulumi.sh
+
+# SeaweedFS (an S3-compatible store) for the S3 state-backend tests; built once, cached.
+seaweedfs:
+	@scripts/bootstrap-seaweedfs.sh
 
 demo: setup
 	@scripts/demo.sh
