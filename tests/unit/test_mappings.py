@@ -612,7 +612,9 @@ def test_group_refs_can_leave_out_expired_groups() -> None:
     assert m.group_refs("directory", today=dt.date(2026, 6, 2)) == {"directory:a", "okta:d"}
 
 
-def test_folder_outside_working_directory_gets_stable_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_folder_outside_working_directory_gets_stable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     d = tmp_path / "checkout-1234" / "mappings"
     d.mkdir(parents=True)
     (d / "payments.yaml").write_text("org: payments\norg_roles:\n  organization_user: {groups: [g]}\n")
