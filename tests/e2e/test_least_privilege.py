@@ -9,7 +9,7 @@ CF_CLIENT_SECRET, as in CI. The write client converges the foundation; then
   still with zero writes;
 - a client without global read (``cloud_controller.read``) is stopped before any guard
   with the missing scope named - never "organization 'payments' does not exist" - in
-  preview, refresh and doctor.
+  preview, refresh, doctor and why; ``why`` and ``export`` work with the read-only client.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ def writes(env: Foundation) -> int:
     return count
 
 
-def doctor(env: Foundation) -> subprocess.CompletedProcess[str]:
+def cli(env: Foundation, *args: str) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).parent / "cf-access"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "components.cli"]
     return subprocess.run(
         [
             *cmd,
-            "doctor",
+            *args,
             "--project-dir",
             str(REPO),
             "--stack",
@@ -139,12 +139,27 @@ def test_client_without_global_read_is_stopped_naming_the_scope(env: Foundation)
 def test_doctor_names_the_missing_scope(env: Foundation) -> None:
     use_client(env, NO_GLOBAL_READ)
     env.control.reset_counters()
-    result = doctor(env)
+    result = cli(env, "doctor")
     assert result.returncode == 1
     assert f"error [cf-scope] {READ_SCOPE_MISSING}" in result.stdout
     assert "missing-org" not in result.stdout
     use_client(env, READ)
-    ok = doctor(env)
+    ok = cli(env, "doctor")
     assert "cf-scope" not in ok.stdout and "cf-unreachable" not in ok.stdout, ok.stdout
     assert writes(env) == 0
     assert_secret_free(result, ok)
+
+
+def test_why_and_export_work_with_the_read_only_client(env: Foundation, tmp_path: Path) -> None:
+    use_client(env, READ)
+    env.control.reset_counters()
+    why = cli(env, "why", f"{ORIGIN}/alice@corp.com")
+    export = cli(env, "export", "--out", str(tmp_path / "exported"))
+    assert why.returncode == 0, why.stderr
+    assert export.returncode == 0, export.stderr
+    assert "export:" in export.stdout and list((tmp_path / "exported").glob("*.yaml"))
+    assert writes(env) == 0
+    use_client(env, NO_GLOBAL_READ)
+    refused = cli(env, "why", f"{ORIGIN}/alice@corp.com")
+    assert refused.returncode == 1 and READ_SCOPE_MISSING in refused.stderr
+    assert_secret_free(why, export, refused)
