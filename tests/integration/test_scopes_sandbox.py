@@ -127,3 +127,11 @@ def test_checked_client_refuses_writes_with_the_read_client(
             client.create_user("new-user-guid")
     assert len(orgs) == 2
     assert seeded.counters()["writes"] == 0
+
+
+def test_a_token_without_any_cc_read_scope_is_refused(sandbox: SandboxServer, seeded: SandboxControl) -> None:
+    """check_read_permissions!: no admin, admin_read_only, global_auditor or read scope → 403."""
+    seeded.seed({"clients": [{"id": "scim-only", "secret": "s", "authorities": "scim.read"}]})
+    api = Api(sandbox.url, ("scim-only", "s"))
+    assert error_of(api.get("/v3/organizations")) == NOT_AUTHORIZED
+    assert api.get("/uaa/Users").status_code == 200
