@@ -39,12 +39,11 @@ class MissingScopeError(CfApiError):
 
 def missing_scopes(granted: Collection[str], access: Access) -> list[str]:
     """The scopes (or the one-of group, as ``a|b|c``) the token lacks for ``access``."""
-    missing: list[str] = []
-    if not any(s in granted for s in GLOBAL_READ_SCOPES):
-        missing.append("|".join(GLOBAL_READ_SCOPES))
-    if access == "write":
-        missing += [s for s in WRITE_SCOPES if s not in granted and s not in missing]
-    return missing
+    if access == "write":  # cloud_controller.admin is global read too
+        return [s for s in WRITE_SCOPES if s not in granted]
+    if any(s in granted for s in GLOBAL_READ_SCOPES):
+        return []
+    return ["|".join(GLOBAL_READ_SCOPES)]
 
 
 def describe_missing(client_id: str, granted: Collection[str], access: Access) -> str | None:
