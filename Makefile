@@ -4,9 +4,9 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 
-.PHONY: setup system-deps build-deps venv pulumi demo ldap-demo test lint bench
+.PHONY: setup system-deps build-deps venv pulumi seaweedfs demo ldap-demo test lint bench
 
-setup: system-deps venv pulumi
+setup: system-deps venv pulumi seaweedfs
 
 # apt-get what is missing: python-ldap's build deps (build-deps, needed by venv) and slapd +
 # ldap-utils for the LDAP tests and the ldap-demo stack (system-deps).
@@ -26,6 +26,10 @@ venv/.installed: requirements.txt requirements-dev.txt | build-deps
 
 pulumi:
 	@scripts/bootstrap-pulumi.sh
+
+# SeaweedFS (an S3-compatible store) for the S3 state-backend tests; built once, cached.
+seaweedfs:
+	@scripts/bootstrap-seaweedfs.sh
 
 demo: setup
 	@scripts/demo.sh

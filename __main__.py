@@ -18,6 +18,7 @@ import pulumi
 
 from components.changes import RunChanges, describe_changes, run_changes
 from components.cloudfoundry.errors import CfApiError
+from components.cloudfoundry.preflight import check_scopes
 from components.current import read_current_access
 from components.deployed import DeployedStateError, read_deployed
 from components.guards import check_groups, check_removals, missing_scopes
@@ -67,6 +68,9 @@ def plan_access() -> tuple[AccessPlan, RunChanges]:
     settings = load_settings(config, PROJECT_ROOT, override_mass_removal=override)
     for warning in settings.warnings:
         pulumi.log.warn(warning)
+    # Before the IdP, the reads and the guards: a client without global read would see a
+    # filtered foundation, and `up` needs write scopes (components/cloudfoundry/scopes.py).
+    check_scopes(settings.cf, "read" if pulumi.runtime.is_dry_run() else "write")
     identity_log = logging.getLogger("cf_access.identity")
     identity_log.setLevel(logging.INFO)
     identity_log.addHandler(_PulumiLogHandler())

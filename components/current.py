@@ -41,6 +41,7 @@ def read_current_access(connection: CfConnection, orgs: Collection[str]) -> Curr
         connection.client_secret.get_secret_value(),
         concurrency=connection.concurrency,
         verify_tls=not connection.skip_tls_verify,
+        check_scopes=True,
     ) as client:
         scope_of, roles, users = _read_mapped_orgs(client, set(orgs))
     holders: dict[tuple[str, str], set[str]] = defaultdict(set)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, get_args
@@ -23,6 +25,15 @@ from components.protection import ProtectedUsers, ProtectionError, unanchored_wa
 
 PROJECT = "cf-access"
 USERNAME_ATTRIBUTES = ("username", "email")
+# CF connection keys that the environment overrides (the environment wins), so a stack file
+# need hold no client secret and CI hands each job only the client it needs
+# (docs/permissions.md). The provider process inherits the CLI's environment, so program and
+# providers see the same values.
+CF_ENV_OVERRIDES: dict[str, str] = {
+    "cfApiUrl": "CF_API_URL",
+    "cfClientId": "CF_CLIENT_ID",
+    "cfClientSecret": "CF_CLIENT_SECRET",
+}
 
 _log = logging.getLogger(__name__)
 
@@ -154,10 +165,30 @@ def load_guard_settings(config: ConfigReader, *, override_mass_removal: bool = F
     )
 
 
-def load_cf_connection(config: ConfigReader) -> CfConnection:
+class _EnvOverlay:
+    """A ConfigReader where set, non-empty CF_ENV_OVERRIDES variables win over the stack config."""
+
+    def __init__(self, config: ConfigReader, environ: Mapping[str, str]) -> None:
+        self._config = config
+        self._environ = environ
+
+    def get(self, key: str) -> str | None:
+        name = CF_ENV_OVERRIDES.get(key)
+        if name and self._environ.get(name):
+            return self._environ[name]
+        return self._config.get(key)
+
+
+def load_cf_connection(config: ConfigReader, environ: Mapping[str, str] | None = None) -> CfConnection:
+    config = _EnvOverlay(config, os.environ if environ is None else environ)
     api_url = _string(config, "cfApiUrl").rstrip("/")
     if not re.match(r"^https?://[^/\s]+", api_url):
         raise SettingsError(f"stack config {_key('cfApiUrl')} must be an http(s) URL, got {api_url!r}")
+    if not config.get("cfClientSecret"):
+        raise SettingsError(
+            f"the CF client secret is not set: export CF_CLIENT_SECRET (wins) or set stack config "
+            f"{_key('cfClientSecret')} with `pulumi config set --secret cfClientSecret <value>`"
+        )
     return CfConnection(
         api_url=api_url,
         client_id=_string(config, "cfClientId", "cf-access"),

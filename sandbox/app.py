@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from . import cc_orgs, cc_roles, cc_root, cc_users, errors, ops_routes, uaa_routes
+from . import cc_extras, cc_orgs, cc_roles, cc_root, cc_users, errors, ops_routes, uaa_clients, uaa_routes
 from .middleware import SandboxMiddleware
 from .responses import cc_json, uaa_json
 from .seed import apply_default_clients, apply_seed
@@ -68,7 +68,8 @@ def create_app(
     app.state.sandbox = state
     app.include_router(ops_routes.router)
     app.include_router(uaa_routes.router)
-    cc_routers = [cc_root.router, cc_orgs.router, cc_users.router, cc_roles.router]
+    app.include_router(uaa_clients.router)
+    cc_routers = [cc_root.router, cc_orgs.router, cc_users.router, cc_roles.router, cc_extras.router]
     for r in cc_routers:
         app.include_router(r)
     app.add_exception_handler(errors.CFError, _on_cf_error)
@@ -79,6 +80,7 @@ def create_app(
     routes = [
         *ops_routes.router.routes,
         *uaa_routes.router.routes,
+        *uaa_clients.router.routes,
         *(rt for r in cc_routers for rt in r.routes),
     ]
     wrapped = SandboxMiddleware(app, state, routes)

@@ -26,7 +26,7 @@ import yaml
 from .faults import FaultConfig, RateLimiter
 from .state import SandboxState
 from .store import SPACE_ROLE_SET
-from .tokens import Client
+from .tokens import Client, Login
 
 DEFAULT_CLIENTS: tuple[dict[str, Any], ...] = (
     {
@@ -35,6 +35,31 @@ DEFAULT_CLIENTS: tuple[dict[str, Any], ...] = (
         "authorities": "cloud_controller.admin scim.read scim.write",
     },
     {"id": "auditor", "secret": "auditor-secret", "authorities": "cloud_controller.read scim.read"},
+    # The read-only client CI previews with (docs/permissions.md): global read, no writes.
+    {
+        "id": "cf-access-read",
+        "secret": "read-secret",
+        "authorities": "cloud_controller.admin_read_only scim.read",
+    },
+    {"id": "global-auditor", "secret": "auditor-secret", "authorities": "cloud_controller.global_auditor"},
+    # The cf CLI's public client (empty secret), for password logins (`cf login`); "authorities"
+    # stand for its scopes: what a user token from it may carry.
+    {
+        "id": "cf",
+        "secret": "",
+        "authorities": "openid uaa.user cloud_controller.read cloud_controller.write cloud_controller.admin "
+        "cloud_controller.admin_read_only cloud_controller.global_auditor scim.read scim.write "
+        "password.write",
+    },
+)
+# Users who can log in with a password. `reader` holds read-only scopes only: the sandbox as
+# an operator with `cf login -u reader` sees it (docs/permissions.md).
+DEFAULT_LOGINS: tuple[dict[str, Any], ...] = (
+    {
+        "username": "reader",
+        "password": "reader-password",
+        "scopes": "openid uaa.user cloud_controller.read cloud_controller.admin_read_only scim.read",
+    },
 )
 
 
@@ -69,6 +94,8 @@ def _authorities(value: Any) -> list[str]:
 def apply_default_clients(state: SandboxState) -> None:
     for c in DEFAULT_CLIENTS:
         state.tokens.add_client(Client(c["id"], c["secret"], _authorities(c["authorities"])))
+    for u in DEFAULT_LOGINS:
+        state.tokens.add_login(Login(u["username"], u["password"], _authorities(u["scopes"])))
 
 
 def apply_seed(state: SandboxState, seed: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,16 @@ class Client:
 
 
 @dataclass(slots=True)
+class Login:
+    """A sandbox user who can log in with a password (``cf login``, grant_type=password)."""
+
+    username: str
+    password: str
+    scopes: list[str]
+    origin: str = "uaa"
+
+
+@dataclass(slots=True)
 class TokenInfo:
     """Validated token claims that the sandbox cares about."""
 
@@ -44,6 +54,7 @@ class TokenService:
     def __init__(self) -> None:
         self.key = secrets.token_bytes(32)
         self.clients: dict[str, Client] = {}
+        self.logins: dict[str, Login] = {}
         self.default_validity = DEFAULT_TOKEN_VALIDITY
         self._cache: dict[str, TokenInfo] = {}
 
@@ -56,7 +67,57 @@ class TokenService:
             return None
         return client
 
-    def issue(self, client: Client, scopes: list[str], issuer: str) -> tuple[str, int, str]:
+    def add_login(self, login: Login) -> None:
+        self.logins[login.username.casefold()] = login
+
+    def check_password(self, username: str, password: str) -> Login | None:
+        login = self.logins.get(username.casefold())
+        if login is None or not secrets.compare_digest(login.password.encode(), password.encode()):
+            return None
+        return login
+
+    def issue_for_user(
+        self, client: Client, user_id: str, login: Login, scopes: list[str], issuer: str
+    ) -> tuple[str, int, str, str]:
+        """A user token (password grant) plus a refresh token: (access, validity, jti, refresh)."""
+        access, validity, jti = self.issue(
+            client,
+            scopes,
+            issuer,
+            user={
+                "user_id": user_id,
+                "sub": user_id,
+                "user_name": login.username,
+                "origin": login.origin,
+                "grant_type": "password",
+            },
+        )
+        refresh_claims = {
+            "jti": uuid.uuid4().hex + "-r",
+            "sub": user_id,
+            "user_name": login.username,
+            "client_id": client.client_id,
+            "scope": scopes,
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 30 * 24 * 3600,
+            "iss": issuer,
+            "grant_type": "password",
+        }
+        refresh = jwt.encode(refresh_claims, self.key, algorithm="HS256", headers={"kid": "sandbox-key"})
+        return access, validity, jti, refresh
+
+    def read_refresh_token(self, token: str) -> dict[str, Any] | None:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, self.key, algorithms=["HS256"], options={"verify_aud": False}
+            )
+        except jwt.PyJWTError:
+            return None
+        return claims if str(claims.get("jti", "")).endswith("-r") else None
+
+    def issue(
+        self, client: Client, scopes: list[str], issuer: str, user: dict[str, Any] | None = None
+    ) -> tuple[str, int, str]:
         validity = client.access_token_validity
         if validity is None:
             validity = self.default_validity
@@ -78,6 +139,7 @@ class TokenService:
             "zid": "uaa",
             "aud": sorted({s.split(".", 1)[0] for s in scopes} | {client.client_id}),
         }
+        claims.update(user or {})
         token = jwt.encode(claims, self.key, algorithm="HS256", headers={"kid": "sandbox-key"})
         return token, validity, jti
 
@@ -92,6 +154,8 @@ class TokenService:
             claims = jwt.decode(token, self.key, algorithms=["HS256"], options={"verify_aud": False})
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
+        if str(claims.get("jti", "")).endswith("-r"):
+            raise InvalidToken("a refresh token is not an access token")
         scope = claims.get("scope") or []
         info = TokenInfo(
             client_id=str(claims.get("client_id") or claims.get("cid") or ""),

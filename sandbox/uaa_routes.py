@@ -20,6 +20,7 @@ from .presenters import scim_user_dict
 from .responses import uaa_json
 from .state import SandboxState
 from .store import UAAUser, now_iso
+from .tokens import Client
 
 router = APIRouter(prefix="/uaa")
 
@@ -61,6 +62,8 @@ async def token(request: Request) -> Response:
     if client is None:
         raise errors.uaa_bad_client_credentials()
     grant = form.get("grant_type", "")
+    if grant in ("password", "refresh_token"):
+        return _user_token(state, request, client, form)
     if grant != "client_credentials":
         raise errors.UAAError(
             400, {"error": "unsupported_grant_type", "error_description": f"Unsupported grant type: {grant}"}
@@ -92,6 +95,53 @@ async def token(request: Request) -> Response:
         },
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+def _user_token(state: SandboxState, request: Request, client: Client, form: dict[str, str]) -> Response:
+    """Password and refresh-token grants for the sandbox's login users (``cf login``).
+
+    The token's scopes are the user's scopes that the client may request (UAA intersects the
+    user's groups with the client's scopes); its ``user_id`` is the user's UAA id, so Cloud
+    Controller sees a user, not a client."""
+    if form.get("grant_type") == "refresh_token":
+        claims = state.tokens.read_refresh_token(form.get("refresh_token", ""))
+        login = state.tokens.logins.get(str((claims or {}).get("user_name", "")).casefold())
+        if claims is None or login is None or claims.get("client_id") != client.client_id:
+            raise errors.UAAError(
+                401, {"error": "invalid_token", "error_description": "Invalid refresh token"}
+            )
+    else:
+        login = state.tokens.check_password(form.get("username", ""), form.get("password", ""))
+        if login is None:
+            raise errors.UAAError(401, {"error": "unauthorized", "error_description": "Bad credentials"})
+    user = state.store.uaa_lookup(login.username, login.origin)
+    if user is None:  # created on first login: seeded logins stay out of SCIM lists until used
+        user = state.store.add_uaa_user(
+            login.username, login.origin, emails=[{"value": login.username, "primary": True}]
+        )
+        state.mark_dirty()
+    scopes = [s for s in login.scopes if s in client.authorities]
+    access, validity, jti, refresh = state.tokens.issue_for_user(
+        client, user.id, login, scopes, _uaa_base(request) + "/oauth/token"
+    )
+    return uaa_json(
+        {
+            "access_token": access,
+            "token_type": "bearer",
+            "id_token": access if "openid" in scopes else None,
+            "refresh_token": refresh,
+            "expires_in": validity,
+            "scope": " ".join(scopes),
+            "jti": jti,
+        },
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+@router.get("/login")
+async def login_info(request: Request) -> Response:
+    """What ``cf login`` reads first (Accept: application/json): the prompts and links."""
+    return await info(request)
 
 
 @router.get("/info")

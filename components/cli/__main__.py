@@ -188,7 +188,9 @@ def doctor(project_dir: Path | None, stack: str | None, config_file: Path | None
     from components.cli.context import build_context
     from components.cli.doctor import Finding, diagnose, exit_code, gather_snapshot, guard_findings, render
     from components.cli.inventory import read_inventory
-    from components.cloudfoundry.errors import CloudFoundryError
+    from components.cloudfoundry.errors import CfApiError
+    from components.cloudfoundry.preflight import check_scopes
+    from components.cloudfoundry.scopes import MissingScopeError
     from components.mappings import MappingError
     from components.settings import SettingsError
 
@@ -211,8 +213,13 @@ def doctor(project_dir: Path | None, stack: str | None, config_file: Path | None
         today = ctx.today()
         snapshot, findings = gather_snapshot(mappings, ctx.sources, ctx.default_source, today)
         try:
+            # Scopes first: without global read CC filters every list, and the
+            # org/space/user checks below would report a wrong picture.
+            check_scopes(ctx.settings.cf, "read")
             inventory = read_inventory(ctx.settings.cf)
-        except (CloudFoundryError, OSError) as exc:
+        except MissingScopeError as exc:
+            findings.append(Finding(ctx.settings.cf.api_url, "error", "cf-scope", str(exc)))
+        except (CfApiError, OSError) as exc:
             findings.append(Finding(ctx.settings.cf.api_url, "error", "cf-unreachable", str(exc)))
         else:
             findings += diagnose(mappings, snapshot, ctx.plan_settings(), inventory, today)
@@ -246,7 +253,7 @@ def why(
     from components.cli.context import build_context
     from components.cli.inventory import read_inventory
     from components.cli.why import explain_user, render
-    from components.cloudfoundry.errors import CloudFoundryError
+    from components.cloudfoundry.errors import CfApiError
     from components.identity.base import IdentityReadError, read_snapshot
     from components.mappings import MappingError
     from components.plan import PlanError, build_plan
@@ -263,7 +270,7 @@ def why(
         plan = build_plan(mappings, snapshot, ctx.plan_settings(), today)
         inventory = None if no_cf else read_inventory(ctx.settings.cf)
         deployed = _deployed(root, stack) if inventory is not None else None
-    except (SettingsError, MappingError, IdentityReadError, PlanError, CloudFoundryError) as exc:
+    except (SettingsError, MappingError, IdentityReadError, PlanError, CfApiError) as exc:
         raise _fail(exc) from None
     result = explain_user(user, mappings, snapshot, plan, ctx.plan_settings(), inventory, today, deployed)
     people = {p.ref.key: p for group in snapshot.groups.values() for p in group}
@@ -302,14 +309,14 @@ def export(
     from components.cli.context import build_context
     from components.cli.export import ExportNameError, build_exports, write_exports
     from components.cli.inventory import read_inventory
-    from components.cloudfoundry.errors import CloudFoundryError
+    from components.cloudfoundry.errors import CfApiError
     from components.settings import SettingsError
 
     root = _root(project_dir)
     try:
         ctx = build_context(root, _config(root, stack, config_file))
         inventory = read_inventory(ctx.settings.cf)
-    except (SettingsError, CloudFoundryError) as exc:
+    except (SettingsError, CfApiError) as exc:
         raise _fail(exc) from None
     default_origin = ctx.sources[ctx.default_source].origin
     exports = build_exports(inventory, ctx.plan_settings(), default_origin, set(orgs) if orgs else None)

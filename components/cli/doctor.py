@@ -15,6 +15,8 @@ no-username-attribute  error    an IdP user lacks the attribute that becomes the
 missing-org            error    an org in the mappings does not exist in CF
 missing-space          error    a space in the mappings does not exist in CF
 case-collision         error    CF users (one origin) or names differing only in case
+cf-scope               error    the CF client lacks global read (docs/permissions.md); CF not checked
+cf-unreachable         error    CF cannot be read (connection, credentials, API errors)
 two-origins            warning  the same username under two UAA origins (two CF users)
 unmapped-cf-user       warning  a CF user holds roles in a mapped org that no mapping grants
 =====================  =======  ==============================================================

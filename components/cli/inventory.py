@@ -74,6 +74,7 @@ def read_inventory(connection: CfConnection) -> Inventory:
         connection.client_secret.get_secret_value(),
         concurrency=connection.concurrency,
         verify_tls=not connection.skip_tls_verify,
+        check_scopes=True,
     ) as client:
         orgs = {o.guid: o.name for o in client.list_orgs()}
         spaces = {s.guid: (orgs.get(s.org_guid, "?"), s.name) for s in client.list_spaces()}

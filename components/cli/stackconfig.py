@@ -28,9 +28,11 @@ from typing import Any
 
 import yaml
 
+from components.settings import CF_ENV_OVERRIDES
+
 PROJECT = "cf-access"
 SECRET_PLACEHOLDER = "<secret: not decrypted offline>"
-ENV_OVERRIDES = {"cfApiUrl": "CF_API_URL", "cfClientId": "CF_CLIENT_ID", "cfClientSecret": "CF_CLIENT_SECRET"}
+ENV_OVERRIDES = CF_ENV_OVERRIDES  # one list of variables for the program, providers and CLI
 
 
 class StackConfigError(Exception):

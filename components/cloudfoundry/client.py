@@ -23,6 +23,8 @@ Semantics worth knowing (details in ``/work/shared/reference/cf-api.md``):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import random
@@ -72,6 +74,7 @@ from components.cloudfoundry.retry import (
     is_ambiguous,
     is_retryable,
 )
+from components.cloudfoundry.scopes import Access, require
 
 logger = logging.getLogger("cf_access.cf")
 
@@ -108,11 +111,12 @@ class _Secret:
 
 
 class _Token:
-    __slots__ = ("refresh_at", "secret")
+    __slots__ = ("refresh_at", "scopes", "secret")
 
-    def __init__(self, value: str, refresh_at: float) -> None:
+    def __init__(self, value: str, refresh_at: float, scopes: frozenset[str] = frozenset()) -> None:
         self.secret = _Secret(value)
         self.refresh_at = refresh_at
+        self.scopes = scopes
 
     def __repr__(self) -> str:
         return f"<token refresh_at={self.refresh_at:.0f}>"
@@ -144,6 +148,25 @@ def _dedupe(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _token_scopes(body: Mapping[str, Any], access_token: str) -> frozenset[str]:
+    """The scopes UAA granted: the token response's ``scope`` (RFC 6749 5.1), else the
+    JWT's ``scope`` claim (read without verifying: only used to explain a refusal early;
+    Cloud Controller and UAA still enforce the real thing)."""
+    raw: Any = body.get("scope")
+    if not raw:
+        try:
+            payload = access_token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError, binascii.Error):
+            return frozenset()
+        raw = claims.get("scope") if isinstance(claims, dict) else None
+    if isinstance(raw, str):
+        return frozenset(raw.split())
+    if isinstance(raw, list):
+        return frozenset(str(s) for s in raw)
+    return frozenset()
+
+
 class CloudFoundryClient:
     """Cloud Controller V3 + UAA client (see module docstring)."""
 
@@ -167,6 +190,7 @@ class CloudFoundryClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        check_scopes: bool = False,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -194,6 +218,9 @@ class CloudFoundryClient:
             follow_redirects=False,
         )
         self._uaa_url: str | None = uaa_url.rstrip("/") if uaa_url else None
+        # Refuse, before sending, a request the token's scopes cannot make (scopes.py):
+        # a read without global read would be silently filtered by CC, a write refused.
+        self._check_scopes = check_scopes
         self._discovery_lock = threading.Lock()
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
@@ -330,7 +357,19 @@ class CloudFoundryClient:
         margin = min(TOKEN_REFRESH_MARGIN_S, expires_in / 2)
         self._event("token_fetch")
         logger.debug("fetched UAA token (expires in %.0fs)", expires_in)
-        return _Token(str(body["access_token"]), started + expires_in - margin)
+        value = str(body["access_token"])
+        return _Token(value, started + expires_in - margin, _token_scopes(body, value))
+
+    def granted_scopes(self) -> frozenset[str]:
+        """The scopes of the current UAA token (fetching one if needed)."""
+        self._current_token()
+        token = self._token
+        return token.scopes if token is not None else frozenset()
+
+    def require_scopes(self, access: Access) -> None:
+        """Raise MissingScopeError naming the missing scope when the token cannot ``access``
+        (components/cloudfoundry/scopes.py says why reads are checked too)."""
+        require(self.client_id, self.granted_scopes(), access)
 
     # ------------------------------------------------------------------ transport
 
@@ -360,6 +399,8 @@ class CloudFoundryClient:
             hdrs: dict[str, str] = dict(headers or {})
             token: str | None = None
             if auth:
+                if self._check_scopes:
+                    self.require_scopes("read" if method in ("GET", "HEAD") else "write")
                 token = self._current_token()
                 hdrs["Authorization"] = f"bearer {token}"
             self._count(key)

@@ -56,6 +56,7 @@ class Session:
             connection.client_secret.get_secret_value(),
             concurrency=connection.concurrency,
             verify_tls=not connection.skip_tls_verify,
+            check_scopes=True,
         )
         self.deprovision_policy = deprovision_policy
         self._protected = ProtectedUsers.from_patterns(protected_users)

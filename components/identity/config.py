@@ -307,6 +307,7 @@ def parse_identity_sources(raw: object, project_root: Path) -> dict[str, Identit
         return {}
     if not isinstance(raw, Mapping):
         raise IdentityConfigError([f"{CONFIG_KEY}: must be a mapping of source name to settings"])
+    raw = with_secrets_from_env(raw, os.environ)
     problems: list[str] = []
     configs: dict[str, _Model] = {}
     for name, settings in raw.items():
@@ -335,6 +336,45 @@ def parse_identity_sources(raw: object, project_root: Path) -> dict[str, Identit
     if problems:
         raise IdentityConfigError(problems)
     return built
+
+
+# The secret each auth method takes, and the file-based alternative an environment value replaces.
+_ENV_SECRETS: dict[tuple[str, str], tuple[tuple[str, str | None], ...]] = {
+    ("okta", "api-token"): (("apiToken", None),),
+    ("okta", "private-key"): (("privateKey", "privateKeyFile"),),
+    ("entra", "client-secret"): (("clientSecret", None),),
+    ("entra", "certificate"): (("certificate", "certificateFile"), ("certificatePassword", None)),
+}
+
+
+def secret_env_name(source: str, key: str) -> str:
+    """``CF_ACCESS_<SOURCE>_<KEY>``: source ``okta``, key ``apiToken`` → ``CF_ACCESS_OKTA_API_TOKEN``."""
+    snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper()
+    return f"CF_ACCESS_{re.sub(r'[^A-Za-z0-9]', '_', source).upper()}_{snake}"
+
+
+def with_secrets_from_env(raw: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``raw`` with each source's auth secret taken from ``CF_ACCESS_<SOURCE>_<KEY>`` when that
+    variable is set and non-empty (the environment wins over stack config), so a stack file
+    need hold no IdP secret. Only the secret the configured ``auth.method`` takes is read."""
+    out: dict[str, Any] = dict(raw)
+    for name, settings in raw.items():
+        if not isinstance(name, str) or not isinstance(settings, Mapping):
+            continue
+        auth = settings.get("auth")
+        if not isinstance(auth, Mapping):
+            continue
+        keys = _ENV_SECRETS.get((str(settings.get("type")), str(auth.get("method"))), ())
+        new_auth = dict(auth)
+        for key, file_key in keys:
+            value = environ.get(secret_env_name(name, key))
+            if value:
+                new_auth[key] = value
+                if file_key is not None:
+                    new_auth.pop(file_key, None)  # the environment's value replaces the file
+        if new_auth != dict(auth):
+            out[name] = {**settings, "auth": new_auth}
+    return out
 
 
 class _PathProblem(Exception):
@@ -519,6 +559,9 @@ def _describe(key: str, settings: Mapping[str, Any], exc: ValidationError) -> li
             message = "unknown key"
         elif kind == "missing":
             message = "required key is missing"
+            if loc and loc[-1] in SECRET_KEYS:
+                source = key.removeprefix(f"{CONFIG_KEY}.")
+                message += f" (set it as a secret, or export {secret_env_name(source, loc[-1])})"
         elif isinstance(value, Mapping) and "secure" in value:
             message = "is still encrypted ({secure: ...}); read it with pulumi.Config, which decrypts secrets"
         else:

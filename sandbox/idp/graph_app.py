@@ -107,6 +107,7 @@ class GraphEmulator(EmulatorBase):
             t: ("static", READ_ROLES, float("inf")) for t in static_tokens
         }
         self.token_lifetime = token_lifetime
+        self.federated_jtis: list[str] = []
         self._lock = threading.Lock()
         super().__init__(data, page_size=page_size)
 
@@ -313,6 +314,9 @@ class GraphEmulator(EmulatorBase):
                 f"Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'."
             )
         self.counters.incr("token:federated")
+        # Which CI token each exchange presented (its jti), so tests can check that a
+        # token file rewritten during a run is re-read at the next exchange.
+        self.federated_jtis.append(str(verified.get("jti", "")))
         return None
 
     # -- Graph helpers ---------------------------------------------------------------------------

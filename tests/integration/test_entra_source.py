@@ -339,3 +339,49 @@ def test_certificate_not_in_repr(graph: GraphEmulator) -> None:
     text = repr(src) + repr(src.auth)
     for line in pem.splitlines()[1:-1]:
         assert line not in text
+
+
+# -- short-lived CI tokens: re-read at every exchange ------------------------------------------
+def _ci_token_with_jti(jti: str, lifetime_s: int = 600) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "sub": SUBJECT,
+        "aud": "api://AzureADTokenExchange",
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime_s,
+        "jti": jti,
+    }
+    return jwt.encode(claims, private_pem(CI_KEY), algorithm="RS256")
+
+
+def test_federated_token_file_is_reread_at_every_exchange(graph: GraphEmulator, tmp_path: Path) -> None:
+    """One credential (one run), two token exchanges: the CI rewrote the token file in
+    between (GitHub tokens expire in minutes), and the second exchange presents the new one."""
+    import asyncio
+
+    token_file = tmp_path / "oidc.jwt"
+    token_file.write_text(_ci_token_with_jti("first", lifetime_s=2), encoding="ascii")
+    src = source(graph, EntraWorkloadIdentityAuth(token_file=token_file))
+    graph.federated_jtis.clear()
+    lifetime = graph.token_lifetime
+    graph.token_lifetime = 1  # Graph access tokens expire at once: the next call must exchange again
+
+    async def two_exchanges() -> None:
+        credential = src._credential()
+        try:
+            await credential.get_token(src.graph_scope)
+            # The CI's refresher replaces the file (scripts/oidc-token-file.sh); the first
+            # assertion is now expired, so a credential that kept it would be refused.
+            token_file.write_text(_ci_token_with_jti("second"), encoding="ascii")
+            await asyncio.sleep(2.5)
+            await credential.get_token(src.graph_scope)
+        finally:
+            await credential.close()
+
+    try:
+        asyncio.run(two_exchanges())
+    finally:
+        graph.token_lifetime = lifetime
+    assert graph.federated_jtis == ["first", "second"]

@@ -127,3 +127,52 @@ def test_cloudfoundry_client_lists_creates_and_deletes(
     assert out["created_type"] == "organization_auditor"
     assert out["created_user"] == "zed@corp.com"  # shadow user created in UAA
     assert out["deleted_status"] == 404 and out["deleted_code"] == 10010
+
+
+READ_ONLY_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from cloudfoundry_client.client import CloudFoundryClient
+    from cloudfoundry_client.errors import InvalidStatusCode
+
+    url, how = sys.argv[1], sys.argv[2]
+    if how == "password":  # what `cf login -u reader` does: the public client "cf", a password grant
+        client = CloudFoundryClient(url, client_id="cf", client_secret="")
+        client.init_with_user_credentials("reader", "reader-password")
+    else:
+        client = CloudFoundryClient(url, client_id="cf-access-read", client_secret="read-secret")
+        client.init_with_client_credentials()
+    out = {"orgs": sorted(o["name"] for o in client.v3.organizations.list(per_page=2))}
+    out["role_count"] = len(list(client.v3.roles.list(per_page=5)))
+    org = client.v3.organizations.get_first(names="payments")
+    try:
+        client.v3.roles._create({
+            "type": "organization_auditor",
+            "relationships": {"user": {"data": {"username": "zed@corp.com", "origin": "okta"}},
+                              "organization": {"data": {"guid": org["guid"]}}},
+        })
+        out["create_status"] = 201
+    except InvalidStatusCode as exc:
+        out["create_status"] = exc.status_code.value
+        out["create_title"] = exc.body["errors"][0]["title"]
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["password", "client_credentials"])
+def test_cloudfoundry_client_read_only_reads_all_and_cannot_write(
+    cfclient_python: Path, server: SandboxServer, tmp_path: Path, how: str
+) -> None:
+    """The reader login (password grant) and the read-only client, as a third-party client sees
+    them: every org and role readable, a role create refused with CC's 403."""
+    script = tmp_path / "cfclient_read_only.py"
+    script.write_text(READ_ONLY_SCRIPT)
+    proc = subprocess.run(
+        [str(cfclient_python), str(script), server.url, how], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["orgs"] == ["data", "ml", "payments", "platform", "web"]
+    assert out["role_count"] >= 18
+    assert (out["create_status"], out["create_title"]) == (403, "CF-NotAuthorized")

@@ -96,7 +96,7 @@ def test_validate_bad_setting(tmp_path: Path) -> None:
     )
     code, out = invoke("validate", "--config-file", str(stack))
     assert code == 1
-    assert "stack config cf-access:cfClientSecret is required" in out or "cf-access:concurrency" in out
+    assert "the CF client secret is not set: export CF_CLIENT_SECRET" in out or "cf-access:concurrency" in out
 
 
 def test_validate_runs_offline_as_a_pre_commit_hook() -> None:

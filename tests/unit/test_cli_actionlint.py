@@ -14,7 +14,6 @@ SCRIPT = REPO / "scripts" / "actionlint.sh"
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 
 
-
 def actionlint(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.identity.config import IdentityConfigError, parse_identity_sources
+from components.identity.config import IdentityConfigError, parse_identity_sources, secret_env_name
 from components.identity.directory import DirectorySource
 from components.identity.entra import (
     EntraCertificateAuth,
@@ -334,3 +334,50 @@ def test_ldap_password_from_the_environment_wins(monkeypatch: pytest.MonkeyPatch
 )
 def test_ldap_config_errors_name_the_key(overrides: dict[str, object], expected: str) -> None:
     assert expected.replace("Value error", "") in _ldap_problems(**overrides)
+
+
+# -- IdP secrets from the environment (README, "Credentials from the environment") --------------
+def test_secret_env_names() -> None:
+    assert secret_env_name("okta", "apiToken") == "CF_ACCESS_OKTA_API_TOKEN"
+    assert secret_env_name("entra-corp", "clientSecret") == "CF_ACCESS_ENTRA_CORP_CLIENT_SECRET"
+    assert secret_env_name("entra", "certificatePassword") == "CF_ACCESS_ENTRA_CERTIFICATE_PASSWORD"
+
+
+def test_okta_token_and_entra_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CF_ACCESS_OKTA_API_TOKEN", "token-from-env")
+    monkeypatch.setenv("CF_ACCESS_ENTRA_CLIENT_SECRET", "secret-from-env")
+    raw = {
+        "okta": {"type": "okta", "orgUrl": "https://acme.okta.com", "auth": {"method": "api-token"}},
+        "entra": entra(auth={"method": "client-secret", "clientSecret": "from-config"}),
+    }
+    sources = parse_identity_sources(raw, Path("/proj"))
+    okta_source, entra_source = sources["okta"], sources["entra"]
+    assert isinstance(okta_source, OktaSource) and isinstance(okta_source.auth, OktaApiTokenAuth)
+    assert okta_source.auth.token.get_secret_value() == "token-from-env"
+    assert isinstance(entra_source, EntraSource) and isinstance(entra_source.auth, EntraClientSecretAuth)
+    assert entra_source.auth.client_secret.get_secret_value() == "secret-from-env", "the environment wins"
+
+
+def test_okta_private_key_from_the_environment_replaces_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CF_ACCESS_OKTA_PRIVATE_KEY", PEM)
+    auth = {"method": "private-key", "clientId": "0oa1", "privateKeyFile": "missing.pem"}
+    source = parse_identity_sources({"okta": okta(auth=auth)}, Path("/proj"))["okta"]
+    assert isinstance(source, OktaSource) and isinstance(source.auth, OktaPrivateKeyAuth)
+    assert source.auth.private_key.get_secret_value() == PEM
+
+
+def test_missing_secret_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CF_ACCESS_OKTA_API_TOKEN", raising=False)
+    with pytest.raises(IdentityConfigError) as raised:
+        parse_identity_sources({"okta": okta(auth={"method": "api-token"})}, Path("/proj"))
+    assert raised.value.problems == [
+        "cf-access:identitySources.okta.auth.apiToken: required key is missing "
+        "(set it as a secret, or export CF_ACCESS_OKTA_API_TOKEN)"
+    ]
+
+
+def test_only_the_configured_methods_secret_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CF_ACCESS_ENTRA_CLIENT_SECRET", "unused")
+    raw = {"entra": entra(auth={"method": "workload-identity", "tokenEnv": "CI_TOKEN"})}
+    source = parse_identity_sources(raw, Path("/proj"))["entra"]
+    assert isinstance(source, EntraSource) and isinstance(source.auth, EntraWorkloadIdentityAuth)

@@ -40,7 +40,10 @@ def test_secret_never_in_repr_or_str() -> None:
     ("overrides", "message"),
     [
         ({"cfApiUrl": None}, "stack config cf-access:cfApiUrl is required"),
-        ({"cfClientSecret": None}, "stack config cf-access:cfClientSecret is required"),
+        (
+            {"cfClientSecret": None},
+            "the CF client secret is not set: export CF_CLIENT_SECRET (wins) or set stack",
+        ),
         ({"cfApiUrl": "api.example.com"}, "cf-access:cfApiUrl must be an http(s) URL"),
         ({"concurrency": "many"}, "cf-access:concurrency must be an integer, got 'many'"),
         ({"concurrency": "0"}, "cf-access:concurrency must be between 1 and 64, got 0"),
@@ -72,3 +75,38 @@ def test_unanchored_protected_pattern_warns(caplog: pytest.LogCaptureFixture) ->
     assert "cf-access:protectedUsers[1] 'ci-bot' has no '^' or '$' anchor" in settings.warnings[0]
     assert "'^ci-bot$'" in settings.warnings[0]
     assert [r.getMessage() for r in caplog.records] == list(settings.warnings)
+
+
+# -- credentials from the environment (README, "Credentials from the environment") --------------
+def test_environment_wins_over_stack_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CF_CLIENT_ID", "cf-access-read")
+    monkeypatch.setenv("CF_CLIENT_SECRET", "from-env")
+    monkeypatch.setenv("CF_API_URL", "https://api.other.example.com/")
+    connection = load_cf_connection(FakeConfig(**BASE, cfClientId="from-config"))
+    assert connection.client_id == "cf-access-read"
+    assert connection.client_secret.get_secret_value() == "from-env"
+    assert connection.api_url == "https://api.other.example.com"
+
+
+def test_stack_config_needs_no_secret_when_the_environment_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CF_CLIENT_SECRET", "from-env")
+    connection = load_cf_connection(FakeConfig(cfApiUrl="https://api.example.com", cfClientSecret=""))
+    assert connection.client_secret.get_secret_value() == "from-env"
+    assert connection.client_id == "cf-access"
+
+
+def test_empty_environment_values_do_not_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CF_CLIENT_SECRET", "")
+    monkeypatch.delenv("CF_CLIENT_ID", raising=False)
+    connection = load_cf_connection(FakeConfig(**BASE))
+    assert connection.client_secret.get_secret_value() == "s3cr3t-value"
+
+
+def test_neither_environment_nor_config_names_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CF_CLIENT_SECRET", raising=False)
+    with pytest.raises(SettingsError) as raised:
+        load_cf_connection(FakeConfig(cfApiUrl="https://api.example.com", cfClientSecret=""))
+    assert str(raised.value) == (
+        "the CF client secret is not set: export CF_CLIENT_SECRET (wins) or set stack config "
+        "cf-access:cfClientSecret with `pulumi config set --secret cfClientSecret <value>`"
+    )
