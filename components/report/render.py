@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +51,10 @@ def _environment() -> jinja2.Environment:
 
 def _table_data(report: AccessReport) -> dict[str, Any]:
     """{section: {"columns": [...], "rows": [[...], ...]}}: values only, columns named once."""
-    index = {name: i for i, name in enumerate(COLUMNS)}
     out: dict[str, Any] = {}
     for section in SECTIONS:
         cols = TABLES[section]
-        rows = [[_cell(astuple(r)[index[c]]) for c in cols] for r in report.rows if r.section == section]
+        rows = [[_cell(getattr(r, c)) for c in cols] for r in report.rows if r.section == section]
         out[section] = {"columns": list(cols), "rows": rows}
     return out
 
@@ -88,7 +86,7 @@ def write_csv(report: AccessReport, path: Path) -> None:
 
 
 def _csv_row(row: Row) -> list[str]:
-    return [_cell(v) for v in astuple(row)]
+    return [_cell(getattr(row, c)) for c in COLUMNS]
 
 
 def write_json(report: AccessReport, path: Path) -> None:
@@ -99,7 +97,7 @@ def write_json(report: AccessReport, path: Path) -> None:
         "until": report.until,
         "next_up": report.next_up,
         "counts": dict(report.counts),
-        "rows": [dict(zip(COLUMNS, astuple(r), strict=True)) for r in report.rows],
+        "rows": [{c: getattr(r, c) for c in COLUMNS} for r in report.rows],
     }
     path.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
 
