@@ -186,7 +186,7 @@ def screenshot(html: Path, png: Path) -> None:
     from components.report.browser import headless_chromium, open_report
 
     with headless_chromium() as driver:
-        driver.set_window_size(1400, 1500)
+        driver.set_window_size(1600, 1500)
         open_report(driver, html)
         driver.save_screenshot(str(png))
 

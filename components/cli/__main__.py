@@ -332,7 +332,12 @@ def export(
 @_config_file
 @click.option("--since", default=None, help="Start of the period (YYYY-MM-DD; default: 91 days ago).")
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(), show_default=True
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    show_default=True,
+    help="Folder for access-review-<stack>-<date>.html, .csv and .json.",
 )
 def report(
     project_dir: Path | None, stack: str | None, config_file: Path | None, since: str | None, out_dir: Path

@@ -284,3 +284,17 @@ def test_blame_outside_git_is_empty(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text("org: a\n", encoding="utf-8")
     assert blame_file(tmp_path / "m.yaml") == {}
     assert parse_line_porcelain("") == {}
+
+
+def test_report_command_needs_a_stack_and_a_readable_since() -> None:
+    from click.testing import CliRunner
+
+    from components.cli.__main__ import main
+    from components.cli.report import ReportError, parse_since
+
+    result = CliRunner().invoke(main, ["report"])
+    assert result.exit_code == 2 and "give --stack" in result.output
+    assert parse_since("2026-10-01", NOW) == dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    assert parse_since(None, NOW) == NOW - dt.timedelta(days=91)
+    with pytest.raises(ReportError, match="not a date"):
+        parse_since("last quarter", NOW)
