@@ -17,6 +17,7 @@ from components.changes import Deployed
 from components.cli.context import Context
 from components.cli.explain import resolve_grants
 from components.cli.inventory import read_inventory
+from components.cli.stackconfig import StackConfig
 from components.identity.base import read_snapshot
 from components.mappings import Mappings
 from components.model import UserRef
@@ -42,16 +43,16 @@ def parse_since(value: str | None, now: dt.datetime) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def audit_events(ctx: Context) -> list[Mapping[str, Any]]:
-    """The stack's audit trail (``auditLog``); [] when the stack keeps none."""
+def audit_events(config: StackConfig, project_root: Path) -> list[Mapping[str, Any]]:
+    """The stack's audit trail (``auditLog``, relative to the project); [] when it keeps none."""
     from components.audit import CONFIG_KEY, read_events
 
-    raw = (ctx.config.get(CONFIG_KEY) or "").strip()
+    raw = (config.get(CONFIG_KEY) or "").strip()
     if not raw:
         return []
     path = Path(raw).expanduser()
     if not path.is_absolute():
-        path = ctx.project_root / path
+        path = project_root / path
     if not path.exists():
         return []  # no change applied yet since the trail was configured
     try:
@@ -101,7 +102,7 @@ def gather(
         is_protected=lambda key: settings.is_protected(UserRef.parse(key)),
         ownership={org.name: org.ownership for org in mappings.orgs},
         people=tuple(people.values()),
-        events=audit_events(ctx),
+        events=audit_events(ctx.config, ctx.project_root),
         blame=blame.at,
         since=since,
         now=now,

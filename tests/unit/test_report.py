@@ -298,3 +298,37 @@ def test_report_command_needs_a_stack_and_a_readable_since() -> None:
     assert parse_since(None, NOW) == NOW - dt.timedelta(days=91)
     with pytest.raises(ReportError, match="not a date"):
         parse_since("last quarter", NOW)
+
+
+def test_blame_finds_mapping_files_as_provenance_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from components.cli.report import mapping_files
+    from components.mappings import load_mappings
+
+    elsewhere = tmp_path / "checkout" / "mappings"
+    (elsewhere / "teams").mkdir(parents=True)
+    (elsewhere / "teams" / "platform.yaml").write_text(textwrap.dedent(PLATFORM), encoding="utf-8")
+    decoy = tmp_path / "cwd" / "mappings" / "teams"  # the same name under the working folder
+    decoy.mkdir(parents=True)
+    (decoy / "platform.yaml").write_text("org: decoy\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "cwd")
+    mappings = load_mappings(elsewhere)
+    assert mapping_files(mappings, elsewhere) == {
+        "mappings/teams/platform.yaml": (elsewhere / "teams" / "platform.yaml").resolve()
+    }
+
+
+def test_audit_events_come_from_the_stacks_audit_log(tmp_path: Path) -> None:
+    from components.cli.report import ReportError, audit_events
+    from components.cli.stackconfig import StackConfig
+
+    config = StackConfig(values={"auditLog": "audit/trail.jsonl"})
+    assert audit_events(StackConfig(), tmp_path) == []  # no auditLog
+    assert audit_events(config, tmp_path) == []  # configured, nothing applied yet
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "trail.jsonl").write_text(json.dumps(EVENTS[0]) + "\n", encoding="utf-8")
+    assert audit_events(config, tmp_path) == [EVENTS[0]]
+    (tmp_path / "audit" / "trail.jsonl").write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(ReportError, match="cannot read the audit trail"):
+        audit_events(config, tmp_path)
