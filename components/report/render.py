@@ -79,14 +79,24 @@ def render_html(report: AccessReport) -> str:
 
 
 def write_csv(report: AccessReport, path: Path) -> None:
+    """The rows, every column; a cell a spreadsheet would run as a formula gets a leading ``'``."""
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(COLUMNS)
         writer.writerows(_csv_row(r) for r in report.rows)
 
 
+# A spreadsheet runs a cell starting with one of these as a formula; IdP group names and reasons
+# are not ours to trust, and auditors open the CSV in one (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_row(row: Row) -> list[str]:
-    return [_cell(getattr(row, c)) for c in COLUMNS]
+    return [_inert(_cell(getattr(row, c))) for c in COLUMNS]
+
+
+def _inert(text: str) -> str:
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
 def write_json(report: AccessReport, path: Path) -> None:

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.by import By
 
 from components.audit import read_events
+from components.report.browser import console_errors, headless_chromium, open_report
 from components.summary import parse_preview
 from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation
 from tests.e2e.test_program import grant_by_hand
@@ -132,7 +134,12 @@ def test_report_after_a_scripted_history(tmp_path: Path) -> None:
     (csv_path,) = out.glob("*.csv")
     with csv_path.open() as fh:
         assert len(list(csv.DictReader(fh))) == len(doc["rows"])
-    assert len(list(out.glob("*.html"))) == 1
+    (html,) = out.glob("*.html")
+    with headless_chromium() as browser:  # the real page: it draws every row, with no console error
+        open_report(browser, html)
+        assert console_errors(browser) == []
+        shown = browser.find_element(By.ID, "n-access").text
+    assert shown.endswith(f" of {len(rows_of(doc, 'access'))}"), shown
     access, drift = rows_of(doc, "access"), rows_of(doc, "not granted")
 
     # Access now: exactly what CF holds (the last up left nothing to add), one row per grant.

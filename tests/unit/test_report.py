@@ -247,6 +247,19 @@ def test_files_hold_the_same_rows_and_the_html_is_self_contained(tmp_path: Path)
         assert needle not in text
 
 
+def test_csv_cells_never_run_as_formulas(tmp_path: Path) -> None:
+    formula = '=HYPERLINK("http://127.0.0.1/x","click")'
+    report = build(
+        [{**event("2026-10-20T00:00:00Z", "add", "x", "payments", "organization_user"), "reason": formula}]
+    )
+    _, table, doc = write_report(report, tmp_path)
+    with table.open(encoding="utf-8") as fh:
+        (row,) = [r for r in csv.DictReader(fh) if r["section"] == "changes"]
+    assert row["reason"] == "'" + formula
+    (same,) = [r for r in json.loads(doc.read_text(encoding="utf-8"))["rows"] if r["section"] == "changes"]
+    assert same["reason"] == formula  # JSON is data, not a spreadsheet
+
+
 def test_html_escapes_what_it_shows() -> None:
     hostile = '<img src=x onerror="alert(1)">'
     report = build(
