@@ -3,7 +3,10 @@
 #   scripts/system-deps.sh build   libldap2-dev libsasl2-dev gcc, to build python-ldap (PyPI ships
 #                                  it as source only); `make venv` runs this (pipelines too)
 #   scripts/system-deps.sh all     also slapd + ldap-utils: the real OpenLDAP server the tests and
-#                                  the ldap-demo stack start; `make setup` runs this
+#                                  the ldap-demo stack start; and chromium + chromium-driver: the
+#                                  headless browser the access-report tests open the HTML in
+#                                  (Debian's build, so no test tool downloads a browser of its
+#                                  own); `make setup` runs this
 # Installs only what is missing, with apt-get: as root (CI, fresh machines), or through sudo when
 # it needs no password (hosted CI runners); otherwise says what to install and fails.
 set -euo pipefail
@@ -13,6 +16,8 @@ missing=()
 if [ "$mode" = all ]; then
   command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || missing+=(slapd)
   command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 fi
 [ -f /usr/include/ldap.h ] || missing+=(libldap2-dev)
 [ -f /usr/include/sasl/sasl.h ] || missing+=(libsasl2-dev)

@@ -5,6 +5,7 @@
     cf-access why USER [--stack S]          a user's roles: why, and what CF holds
     cf-access export   --out DIR            starting mappings from a live foundation
     cf-access summary  preview.json         pulumi preview --json -> PR comment (Markdown)
+    cf-access report   --stack S            the quarterly access review (HTML, CSV, JSON)
 
 CF credentials for doctor/why/export: the stack's config, decrypted with
 ``pulumi config --show-secrets --json`` (``--stack``), or ``CF_API_URL``,
@@ -49,7 +50,7 @@ def _root(project_dir: Path | None) -> Path:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """cf-access helper: validate, doctor, why, export, summary."""
+    """cf-access helper: validate, doctor, why, export, summary, report."""
 
 
 # --------------------------------------------------------------------------- summary
@@ -329,6 +330,55 @@ def export(
     click.echo(
         f"export: {len(paths)} org file(s), {sum(e.assignments for e in exports)} role assignments; "
         "next: cf-access validate, then pulumi preview (creates only) and pulumi up (no CF writes)"
+    )
+
+
+@main.command()
+@_project_dir
+@_stack
+@_config_file
+@click.option("--since", default=None, help="Start of the period (YYYY-MM-DD; default: 91 days ago).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    show_default=True,
+    help="Folder for access-review-<stack>-<date>.html, .csv and .json.",
+)
+def report(
+    project_dir: Path | None, stack: str | None, config_file: Path | None, since: str | None, out_dir: Path
+) -> None:
+    """The access review: who holds which role and why, changes and leavers (HTML, CSV, JSON)."""
+    import datetime as dt
+
+    from components.cli.context import build_context
+    from components.cli.report import ReportError, gather, parse_since
+    from components.cloudfoundry.errors import CloudFoundryError
+    from components.identity.base import IdentityReadError
+    from components.mappings import MappingError
+    from components.plan import PlanError
+    from components.report.model import build_report
+    from components.report.render import write_report
+    from components.settings import SettingsError
+
+    if not stack:
+        raise click.UsageError("give --stack: what the next up does comes from that stack's deployed state")
+    root = _root(project_dir)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        ctx = build_context(root, _config(root, stack, config_file))
+        deployed = _deployed(root, stack)
+        assert deployed is not None  # a stack is named
+        inputs = gather(ctx, deployed, stack, parse_since(since, now), now)
+    except (SettingsError, MappingError, IdentityReadError, PlanError, CloudFoundryError, ReportError) as exc:
+        raise _fail(exc) from None
+    built = build_report(inputs)
+    for path in write_report(built, out_dir):
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"report: {built.counts['roles_held']} roles held, {built.counts['not_granted']} not granted by "
+        f"a mapping, {built.counts['changes']} changes, {built.counts['leavers']} leavers"
     )
 
 

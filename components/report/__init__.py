@@ -1,0 +1,1 @@
+"""``cf-access report``: the quarterly access review (model -> HTML, CSV and JSON)."""
