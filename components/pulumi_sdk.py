@@ -163,3 +163,54 @@ def keep_only_source_positions() -> bool:
     first_frame_only._cf_access_trimmed = True  # type: ignore[attr-defined]
     resource._get_stack_trace = first_frame_only
     return True
+
+
+def exit_when_engine_is_gone(argv: list[str], interval_s: float = 1.0, misses: int = 3) -> bool:
+    """In the dynamic provider host, exit once the engine that started it is gone.
+
+    The 3.260 host (``python -m pulumi.dynamic``) serves forever and never looks at the
+    engine address the engine passes as its argument: when the CLI dies abruptly (kill -9,
+    a CI job killed, ``pulumi preview | head``), the provider process lives on, holding its
+    CF connections. Upstream Go providers watch the engine; this does the same with a TCP
+    probe of the engine's gRPC port every ``interval_s`` (``misses`` failures in a row: exit).
+    Returns whether the watch was started (only in the provider host, once)."""
+    import os
+    import socket
+    import threading
+
+    global _engine_watch_started
+    if (
+        _engine_watch_started
+        or not argv
+        or not argv[0].replace("\\", "/").endswith("pulumi/dynamic/__main__.py")
+    ):
+        return False
+    address = next((a for a in reversed(argv[1:]) if _looks_like_address(a)), None)
+    if address is None:
+        return False
+    host, _, port = address.rpartition(":")
+    _engine_watch_started = True
+
+    def watch() -> None:
+        missed = 0
+        while True:
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=interval_s).close()
+                missed = 0
+            except OSError:
+                missed += 1
+                if missed >= misses:
+                    log.warning("the Pulumi engine at %s is gone; the provider exits", address)
+                    os._exit(0)
+            threading.Event().wait(interval_s)
+
+    threading.Thread(target=watch, name="cf-access-engine-watch", daemon=True).start()
+    return True
+
+
+_engine_watch_started = False
+
+
+def _looks_like_address(text: str) -> bool:
+    host, sep, port = text.rpartition(":")
+    return bool(sep and host and port.isdigit())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,8 +41,13 @@ from components.changes import FOUND_IN_CF, kept_reason, membership_delta
 from components.cloudfoundry.models import CfUser
 from components.cloudfoundry.session import ScopeNotFound, Session, session_from_config
 from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
+from components.pulumi_sdk import exit_when_engine_is_gone
 
 log = logging.getLogger("cf_access.providers")
+
+# Imported by the program and by the dynamic provider host; in the latter, exit when the
+# engine dies (pulumi_sdk.exit_when_engine_is_gone).
+exit_when_engine_is_gone(sys.argv)
 
 # Audit reason for a user cf-access creates.
 JOINED = "a mapping grants this user a role"

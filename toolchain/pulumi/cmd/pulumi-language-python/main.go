@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -78,6 +79,7 @@ func main() {
 	}
 	// The engine reads the port from our first line of stdout.
 	fmt.Printf("%d\n", handle.Port)
+	h.exitWhenEngineIsGone()
 	if err := <-handle.Done; err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-language-python: %v\n", err)
 		os.Exit(1)
@@ -231,6 +233,32 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		return &pulumirpc.RunResponse{Error: fmt.Sprintf("Problem executing program (could not run language executor): %v", err)}, nil
 	}
 	return &pulumirpc.RunResponse{}, nil
+}
+
+// exitWhenEngineIsGone watches the engine, as upstream language hosts do: when the CLI dies
+// abruptly (kill -9, a CI job killed, `pulumi preview | head`), nobody stops its plugins, and
+// this host and the program it runs would otherwise live on. The engine's gRPC health check is
+// polled every second; when it fails, the running programs are killed and the host exits.
+func (h *host) exitWhenEngineIsGone() {
+	if h.engineAddress == "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := rpcutil.Healthcheck(ctx, h.engineAddress, time.Second, cancel); err != nil {
+		cancel()
+		return
+	}
+	go func() {
+		<-ctx.Done()
+		h.mu.Lock()
+		for cmd := range h.running {
+			if cmd.Process != nil {
+				_ = cmd.Process.Kill()
+			}
+		}
+		h.mu.Unlock()
+		os.Exit(0)
+	}()
 }
 
 func (h *host) track(cmd *exec.Cmd, add bool) {
