@@ -21,6 +21,8 @@ is consulted and ``tofu init`` is not run. Then, with ``-parallelism``:
     initial   tofu apply -auto-approve
     plan      tofu plan -detailed-exitcode        (no-op drift check: exit 0 = no changes)
     churn     the same 1 % churn as bench/scale.py, configuration rewritten, tofu apply
+    repair    (opt-in: --phases ...,repair) 1 % of the space roles deleted outside Terraform
+              (CC DELETE), then tofu apply: the refresh finds them gone, the apply recreates them
 
 Each run records wall time, peak RSS (tofu CLI, provider process, total; bench/procmon.py), CPU,
 the state file size, sandbox request counters by endpoint and the minimum calls, and checks the
@@ -34,6 +36,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench.procmon import run_sampled
 from bench.scale import (
@@ -58,7 +63,7 @@ from bench.scale_data import ORIGIN, SIZES, Foundation, Size, org_name
 from tests.pulumi_harness import REPO
 
 CLIENT_ID = "cf-access"  # the sandbox's admin client (sandbox/seed.py DEFAULT_CLIENTS)
-PHASES = ("initial", "plan", "churn")
+PHASES = ("initial", "plan", "churn")  # plus the opt-in "repair"
 TIMEOUTS = {"S": 900, "M": 2400, "L": 4800}
 NOT_BUILT = "peer not built: run scripts/bootstrap-peer.sh"
 BOOTSTRAP = REPO / "scripts" / "bootstrap-peer.sh"
@@ -253,6 +258,25 @@ def tofu_env(cli_config: Path, api_url: str) -> dict[str, str]:
     return env
 
 
+def delete_outside(sandbox: Sandbox, share: float = 0.01, seed: int = 7) -> int:
+    """Delete ``share`` of the space roles behind Terraform's back (as an operator with the cf CLI
+    would), waiting for CC's delete jobs; returns how many."""
+    roles = sorted(r["guid"] for r in sandbox.control.state()["roles"] if r["space_guid"])
+    picked = random.Random(seed).sample(roles, max(1, round(len(roles) * share)))
+    headers = {"Authorization": f"Bearer {sandbox.control.token()}"}
+    with httpx.Client(base_url=sandbox.url, headers=headers, timeout=30) as http:
+        for guid in picked:
+            resp = http.delete(f"/v3/roles/{guid}")
+            resp.raise_for_status()
+            job = resp.headers["Location"]
+            deadline = time.monotonic() + 30
+            while http.get(job).json()["state"] == "PROCESSING":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"delete job {job} did not finish")
+                time.sleep(0.02)
+    return len(picked)
+
+
 def tofu_args(peer: Peer, phase: str, parallelism: int) -> list[str]:
     common = ["-input=false", "-no-color", f"-parallelism={parallelism}"]
     if phase == "plan":
@@ -386,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
             if phase == "churn":
                 churned = foundation.churn()
                 foundation.write(*files)
+            if phase == "repair":
+                deleted = delete_outside(sandbox)
+                print(f"[bench] tofu {size.name}: deleted {deleted} space roles outside tofu", flush=True)
             print(f"[bench] tofu {size.name} {phase} ...", flush=True)
             run = run_phase(phase, peer, sandbox, size, files, tf_dir, env, args.parallelism, timeout)
             runs.append(run)
