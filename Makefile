@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 
-.PHONY: setup system-deps build-deps venv pulumi seaweedfs demo ldap-demo test lint bench
+.PHONY: setup system-deps build-deps venv pulumi seaweedfs demo ldap-demo test lint bench bench-peer-setup bench-peer bench-side-by-side
 
 setup: system-deps venv pulumi seaweedfs
 
@@ -49,3 +49,16 @@ test: setup
 
 bench: setup
 	@scripts/bench.sh $(SIZE)
+
+# The benchmark's peer, OpenTofu + the official Terraform provider for Cloud Foundry (bench/peer_tofu.py;
+# docs/performance.md). Not part of setup or test: builds both from Go sources into
+# ~/.cache/cf-access/peer (minutes; PEER_PROVIDER_GIT = a git dir of the provider the first time).
+bench-peer-setup:
+	@scripts/bootstrap-peer.sh
+
+# make bench-peer SIZE=S|M: the peer alone; make bench-side-by-side SIZE=S|M: ours, then the peer.
+bench-peer: setup
+	@source scripts/env.sh && venv/bin/python -m bench.peer_tofu --size $(or $(SIZE),S) $(BENCH_ARGS)
+
+bench-side-by-side: setup
+	@source scripts/env.sh && venv/bin/python -m bench.side_by_side --size $(or $(SIZE),S) $(BENCH_ARGS)

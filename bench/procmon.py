@@ -3,8 +3,10 @@
 Processes are put in three buckets by their command line:
 ``pulumi`` (the CLI and its Go plugins: language host), ``program`` (pulumi-language-python-exec,
 the Python program) and ``provider`` (``python -m pulumi.dynamic`` /
-pulumi-resource-pulumi-python, the dynamic-provider process). Each bucket's peak is the largest
-sum of RSS of its processes seen in one sample; ``total`` is the largest sum over all buckets.
+pulumi-resource-pulumi-python, the dynamic-provider process). For the OpenTofu peer
+(bench/peer_tofu.py): ``tofu`` (the CLI) and ``provider`` (terraform-provider-cloudfoundry).
+Each bucket's peak is the largest sum of RSS of its processes seen in one sample; ``total`` is
+the largest sum over all buckets.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ def bucket(proc: psutil.Process) -> str:
         cmd = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return "other"
-    if "pulumi.dynamic" in cmd or "pulumi-resource-pulumi-python" in cmd:
+    if "pulumi.dynamic" in cmd or "pulumi-resource-pulumi-python" in cmd or "terraform-provider-" in cmd:
         return "provider"
+    if cmd.split(" ")[0].rsplit("/", 1)[-1] == "tofu":
+        return "tofu"
     if "language-python-exec" in cmd:
         return "program"
     if "pulumi" in cmd.split(" ")[0] or "pulumi-language" in cmd:

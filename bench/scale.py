@@ -363,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds per run (default by size)")
     parser.add_argument("--label", default="")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--out", type=Path, help="JSON result file (default bench/results/...)")
     parser.add_argument(
         "--no-cli-log",
         action="store_true",
@@ -441,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = results / f"{stamp}-{size.name}{'-' + label if label else ''}.json"
+    out: Path = args.out or results / f"{stamp}-{size.name}{'-' + label if label else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
             {
@@ -462,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         encoding="utf-8",
     )
-    print(f"\n[bench] wrote {out.relative_to(REPO)}")
+    print(f"\n[bench] wrote {out}")
     if not args.keep:
         import shutil
 
