@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from components.cloudfoundry.client import CloudFoundryClient
 from components.identity.base import read_snapshot
 from components.identity.directory import DirectorySource
 from components.mappings import load_mappings
@@ -87,6 +90,46 @@ class Foundation:
 
     def add_to_group(self, group: str, username: str) -> None:
         self.edit_directory(lambda data: data["groups"][group].append(username))
+
+
+def cf_access_cli(env: Foundation, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``cf-access`` helper CLI on this foundation's stack (its config file and backend)."""
+    exe = Path(sys.executable).parent / "cf-access"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "components.cli"]
+    where = [
+        "--project-dir",
+        str(REPO),
+        "--stack",
+        env.stack.stack,
+        "--config-file",
+        str(env.stack.config_file),
+    ]
+    return subprocess.run(
+        [*cmd, *args, *where],
+        cwd=REPO,
+        env=env.stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def grant_by_hand(env: Foundation, username: str, role_type: str, org: str, space: str | None = None) -> None:
+    """A role granted outside cf-access (through the CC API), organization_user first for a space role."""
+    with CloudFoundryClient(env.url, "cf-access", SECRET) as client:
+        user = client.ensure_user(username, ORIGIN)
+        org_guid = next(o.guid for o in client.list_orgs([org]))
+        if space is None:
+            client.create_role(role_type, user.guid, org_guid=org_guid)
+            return
+        space_guid = next(s.guid for s in client.list_spaces([org_guid], names=[space]))
+        roles, _ = client.list_roles(
+            types=["organization_user"], user_guids=[user.guid], organization_guids=[org_guid]
+        )
+        if not roles:
+            client.create_role("organization_user", user.guid, org_guid=org_guid)
+        client.create_role(role_type, user.guid, space_guid=space_guid)
 
 
 @contextmanager

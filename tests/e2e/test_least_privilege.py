@@ -15,14 +15,13 @@ CF_CLIENT_SECRET, as in CI. The write client converges the foundation; then
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation
-from tests.pulumi_harness import REPO, Result
+from tests.e2e.foundation import ORIGIN, SECRET, Foundation, cf_access_cli, foundation
+from tests.pulumi_harness import Result
 
 pytestmark = pytest.mark.e2e
 
@@ -56,29 +55,6 @@ def use_client(env: Foundation, client: tuple[str, str]) -> None:
 def writes(env: Foundation) -> int:
     count: int = env.control.counters()["writes"]
     return count
-
-
-def cli(env: Foundation, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "cf-access"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "components.cli"]
-    return subprocess.run(
-        [
-            *cmd,
-            *args,
-            "--project-dir",
-            str(REPO),
-            "--stack",
-            env.stack.stack,
-            "--config-file",
-            str(env.stack.config_file),
-        ],
-        cwd=REPO,
-        env=env.stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def assert_secret_free(*results: Result | subprocess.CompletedProcess[str]) -> None:
@@ -139,12 +115,12 @@ def test_client_without_global_read_is_stopped_naming_the_scope(env: Foundation)
 def test_doctor_names_the_missing_scope(env: Foundation) -> None:
     use_client(env, NO_GLOBAL_READ)
     env.control.reset_counters()
-    result = cli(env, "doctor")
+    result = cf_access_cli(env, "doctor")
     assert result.returncode == 1
     assert f"error [cf-scope] {READ_SCOPE_MISSING}" in result.stdout
     assert "missing-org" not in result.stdout
     use_client(env, READ)
-    ok = cli(env, "doctor")
+    ok = cf_access_cli(env, "doctor")
     assert "cf-scope" not in ok.stdout and "cf-unreachable" not in ok.stdout, ok.stdout
     assert writes(env) == 0
     assert_secret_free(result, ok)
@@ -153,13 +129,13 @@ def test_doctor_names_the_missing_scope(env: Foundation) -> None:
 def test_why_and_export_work_with_the_read_only_client(env: Foundation, tmp_path: Path) -> None:
     use_client(env, READ)
     env.control.reset_counters()
-    why = cli(env, "why", f"{ORIGIN}/alice@corp.com")
-    export = cli(env, "export", "--out", str(tmp_path / "exported"))
+    why = cf_access_cli(env, "why", f"{ORIGIN}/alice@corp.com")
+    export = cf_access_cli(env, "export", "--out", str(tmp_path / "exported"))
     assert why.returncode == 0, why.stderr
     assert export.returncode == 0, export.stderr
     assert "export:" in export.stdout and list((tmp_path / "exported").glob("*.yaml"))
     assert writes(env) == 0
     use_client(env, NO_GLOBAL_READ)
-    refused = cli(env, "why", f"{ORIGIN}/alice@corp.com")
+    refused = cf_access_cli(env, "why", f"{ORIGIN}/alice@corp.com")
     assert refused.returncode == 1 and READ_SCOPE_MISSING in refused.stderr
     assert_secret_free(why, export, refused)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from components.cloudfoundry.client import CloudFoundryClient
-from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation
+from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation, grant_by_hand
 
 pytestmark = pytest.mark.e2e
 
@@ -42,22 +42,6 @@ def member_lines(diff: str, sign: str, key: str, reason: str = "") -> int:
 
 def cf(env: Foundation) -> CloudFoundryClient:
     return CloudFoundryClient(env.url, "cf-access", SECRET)
-
-
-def grant_by_hand(env: Foundation, username: str, role_type: str, org: str, space: str | None = None) -> None:
-    with cf(env) as client:
-        user = client.ensure_user(username, ORIGIN)
-        org_guid = next(o.guid for o in client.list_orgs([org]))
-        if space is None:
-            client.create_role(role_type, user.guid, org_guid=org_guid)
-            return
-        space_guid = next(s.guid for s in client.list_spaces([org_guid], names=[space]))
-        roles, _ = client.list_roles(
-            types=["organization_user"], user_guids=[user.guid], organization_guids=[org_guid]
-        )
-        if not roles:
-            client.create_role("organization_user", user.guid, org_guid=org_guid)
-        client.create_role(role_type, user.guid, space_guid=space_guid)
 
 
 def revoke_by_hand(env: Foundation, key: str, role_type: str, scope: str) -> None:

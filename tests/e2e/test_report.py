@@ -26,8 +26,7 @@ from selenium.webdriver.common.by import By
 from components.audit import read_events
 from components.report.browser import console_errors, headless_chromium, open_report
 from components.summary import parse_preview
-from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation
-from tests.e2e.test_program import grant_by_hand
+from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation, grant_by_hand
 from tests.pulumi_harness import REPO
 
 pytestmark = pytest.mark.e2e

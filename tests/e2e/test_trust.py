@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +16,7 @@ import httpx
 import pytest
 
 from components.cloudfoundry.client import CloudFoundryClient
-from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation
-from tests.pulumi_harness import REPO
+from tests.e2e.foundation import ORIGIN, SECRET, Foundation, cf_access_cli, foundation, grant_by_hand
 
 pytestmark = pytest.mark.e2e
 
@@ -50,22 +47,6 @@ def lines(diff: str, sign: str, key: str, reason: str = "") -> int:
 
 def client(env: Foundation) -> CloudFoundryClient:
     return CloudFoundryClient(env.url, "cf-access", SECRET)
-
-
-def grant_by_hand(env: Foundation, username: str, role_type: str, org: str, space: str | None = None) -> None:
-    with client(env) as cf:
-        user = cf.ensure_user(username, ORIGIN)
-        org_guid = next(o.guid for o in cf.list_orgs([org]))
-        if space is None:
-            cf.create_role(role_type, user.guid, org_guid=org_guid)
-            return
-        space_guid = next(s.guid for s in cf.list_spaces([org_guid], names=[space]))
-        held, _ = cf.list_roles(
-            types=["organization_user"], user_guids=[user.guid], organization_guids=[org_guid]
-        )
-        if not held:
-            cf.create_role("organization_user", user.guid, org_guid=org_guid)
-        cf.create_role(role_type, user.guid, space_guid=space_guid)
 
 
 def roles_of(env: Foundation, key: str) -> list[tuple[str, str]]:
@@ -270,38 +251,16 @@ def test_10_a_no_op_preview_announces_no_removals(env: Foundation) -> None:
     assert re.search(r"0 of \d+ managed role assignments to remove", preview.output), preview.output
 
 
-def cli(env: Foundation, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "cf-access"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "components.cli"]
-    where = [
-        "--project-dir",
-        str(REPO),
-        "--stack",
-        env.stack.stack,
-        "--config-file",
-        str(env.stack.config_file),
-    ]
-    return subprocess.run(
-        [*cmd, *args, *where],
-        cwd=REPO,
-        env=env.stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_10_the_helper_cli_agrees_with_the_program(env: Foundation) -> None:
     env.stack.up()
     grant_by_hand(env, "admin@corp.com", "organization_manager", "payments")  # protected
     grant_by_hand(env, "mallory@corp.com", "organization_auditor", "payments")  # authoritative: swept
-    why = cli(env, "why", "admin@corp.com")
+    why = cf_access_cli(env, "why", "admin@corp.com")
     assert why.returncode == 0, why.stderr
     protected = r"payments organization_manager\s+\[protected user: never added or removed by cf-access\]"
     assert re.search(protected, why.stdout), why.stdout
     assert "removes it" not in why.stdout
-    swept = cli(env, "why", "mallory@corp.com")
+    swept = cf_access_cli(env, "why", "mallory@corp.com")
     assert re.search(
         r"- payments organization_auditor\s+\[granted by no mapping: the next up removes it", swept.stdout
     )
@@ -311,6 +270,6 @@ def test_10_the_helper_cli_agrees_with_the_program(env: Foundation) -> None:
     preview = env.stack.preview(check=False)
     assert not preview.ok and "group directory:payments-oncall returned no active members" in preview.output
     for command in ("validate", "doctor"):
-        result = cli(env, command)
+        result = cf_access_cli(env, command)
         assert result.returncode == 1, (command, result.stdout, result.stderr)
         assert "payments-oncall returned no active members" in result.stdout, (command, result.stdout)

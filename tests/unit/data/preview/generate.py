@@ -79,7 +79,7 @@ def revoke(env: Foundation, key: str, role_type: str, org: str, space: str) -> N
 
 
 def grant(env: Foundation, username: str, role_type: str, org: str, space: str | None) -> None:
-    from tests.e2e.test_program import grant_by_hand
+    from tests.e2e.foundation import grant_by_hand
 
     grant_by_hand(env, username, role_type, org, space)
 
