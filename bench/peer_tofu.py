@@ -55,7 +55,7 @@ from bench.scale import (
     Run,
     Sandbox,
     expected,
-    git_info,
+    finish,
     live,
     minimum_calls,
 )
@@ -433,32 +433,17 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out: Path = args.out or REPO / "bench" / "results" / f"{stamp}-{size.name}-tofu.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "tool": "tofu",
-                "size": asdict(size),
-                "latency_ms": args.latency_ms,
-                "parallelism": args.parallelism,
-                "peer": {k: str(v) for k, v in asdict(peer).items()},
-                "build_s": build_s,
-                "churn": {k: len(v) for k, v in (churned or {}).items()},
-                "cpus": os.cpu_count(),
-                "git": git_info(),
-                "runs": [{**asdict(r), "ms_per_binding": round(r.ms_per_binding, 3)} for r in runs],
-                "table": table,
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
-    print(f"\n[bench] wrote {out}")
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-    return 0 if all(r.exit_code == 0 and r.converged for r in runs) else 1
+    record = {
+        "tool": "tofu",
+        "size": asdict(size),
+        "latency_ms": args.latency_ms,
+        "parallelism": args.parallelism,
+        "peer": {k: str(v) for k, v in asdict(peer).items()},
+        "build_s": build_s,
+        "churn": {k: len(v) for k, v in (churned or {}).items()},
+        "table": table,
+    }
+    return finish(out, record, runs, work, keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -342,6 +342,25 @@ def fmt_peer(size: str, runs: list[Run], peer: dict[str, dict[str, Any]], rtt: d
     return "\n".join(lines)
 
 
+def finish(out: Path, record: dict[str, Any], runs: list[Run], work: Path, *, keep: bool) -> int:
+    """Write a run's JSON (with the machine, the tree and every run), drop the work folder
+    unless kept, and give the exit code: 0 when every run passed and converged."""
+    import shutil
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        **record,
+        "cpus": os.cpu_count(),
+        "git": git_info(),
+        "runs": [{**asdict(r), "ms_per_binding": round(r.ms_per_binding, 3)} for r in runs],
+    }
+    out.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    print(f"\n[bench] wrote {out}")
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(r.exit_code == 0 and r.converged for r in runs) else 1
+
+
 def git_info() -> dict[str, str]:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -439,37 +458,22 @@ def main(argv: list[str] | None = None) -> int:
     table = fmt_table(size.name, label, runs) + "\n" + fmt_peer(size.name, runs, peer, rtt)
     print()
     print(table)
-    results = REPO / "bench" / "results"
-    results.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out: Path = args.out or results / f"{stamp}-{size.name}{'-' + label if label else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "size": asdict(size),
-                "label": label,
-                "latency_ms": args.latency_ms,
-                "parallel": args.parallel,
-                "concurrency": args.concurrency,
-                "skip_checkpoints": args.skip_checkpoints,
-                "churn": {k: len(v) for k, v in (churned or {}).items()},
-                "cpus": os.cpu_count(),
-                "git": git_info(),
-                "runs": [{**asdict(r), "ms_per_binding": round(r.ms_per_binding, 3)} for r in runs],
-                "cf_mgmt_model": {"round_trip_s": rtt, "runs": peer},
-                "table": table,
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
+    out: Path = (
+        args.out or REPO / "bench" / "results" / f"{stamp}-{size.name}{'-' + label if label else ''}.json"
     )
-    print(f"\n[bench] wrote {out}")
-    if not args.keep:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
-    return 0 if all(r.exit_code == 0 and r.converged for r in runs) else 1
+    record = {
+        "size": asdict(size),
+        "label": label,
+        "latency_ms": args.latency_ms,
+        "parallel": args.parallel,
+        "concurrency": args.concurrency,
+        "skip_checkpoints": args.skip_checkpoints,
+        "churn": {k: len(v) for k, v in (churned or {}).items()},
+        "cf_mgmt_model": {"round_trip_s": rtt, "runs": peer},
+        "table": table,
+    }
+    return finish(out, record, runs, work, keep=args.keep)
 
 
 if __name__ == "__main__":
