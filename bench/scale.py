@@ -42,7 +42,7 @@ from bench.peer_model import cf_mgmt_estimate, measure_round_trip
 from bench.procmon import run_sampled
 from bench.scale_data import ORIGIN, SIZES, Foundation, Size
 from sandbox.control import SandboxControl
-from tests.pulumi_harness import REPO, PulumiStack, new_stack
+from tests.pulumi_harness import REPO, PulumiStack, backend_dir, new_stack
 
 SECRET = "sandbox-secret"
 PER_PAGE = 5000
@@ -219,7 +219,7 @@ class Run:
 
 
 def state_file(stack: PulumiStack) -> Path:
-    backend = Path(stack.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    backend = backend_dir(stack.env)
     return backend / ".pulumi" / "stacks" / "cf-access" / f"{stack.stack}.json"
 
 

@@ -36,9 +36,11 @@ class DeployedStateError(RuntimeError):
     """The stack's deployed state could not be read."""
 
 
-# The engine rewrites the checkpoint while the program starts (the root stack's step);
-# on the file backend that write is not atomic, so a read can see a truncated file
-# ("failed to load checkpoint: EOF"). That is a parse failure, never wrong data: retry.
+# The engine rewrites the checkpoint while the program starts (the root stack's step).
+# On a file backend opened without ?metadata=skip, fileblob rewrites the checkpoint's
+# `.attrs` sidecar in place, so a read can see it empty ("failed to load checkpoint:
+# EOF"). That is a parse failure, never wrong data: retry. (scripts/env.sh and the
+# tests use ?metadata=skip, which writes no sidecar; docs/operations.md.)
 _RETRYABLE = "failed to load checkpoint"
 _ATTEMPTS = 8
 

@@ -9,9 +9,12 @@ export PULUMI_SKIP_CONFIRMATIONS="${PULUMI_SKIP_CONFIRMATIONS:-false}"
 
 # State: the local file backend inside the checkout (git-ignored) unless the
 # team points PULUMI_BACKEND_URL at s3://, azblob://, gs:// or Pulumi Cloud.
-export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$_cf_root/.state/backend}"
+# ?metadata=skip: the file backend then writes no `.attrs` sidecar files. Those are
+# written in place (not atomically), so a concurrent reader or a killed CLI could see
+# an empty one and fail with "failed to load checkpoint: EOF" (docs/operations.md).
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$_cf_root/.state/backend?metadata=skip}"
 case "$PULUMI_BACKEND_URL" in
-  file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
+  file://*) _cf_backend="${PULUMI_BACKEND_URL#file://}"; mkdir -p "${_cf_backend%%\?*}"; unset _cf_backend ;;
 esac
 
 # Secrets: the dev stack uses the passphrase provider with a well-known,

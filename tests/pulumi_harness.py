@@ -48,13 +48,22 @@ def pulumi_environment(backend_dir: Path, passphrase: str = "e2e-passphrase") ->
         PATH=f"{bin_dir}:{REPO / 'venv' / 'bin'}:{env.get('PATH', '')}",
         PULUMI_SKIP_UPDATE_CHECK="true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
-        PULUMI_BACKEND_URL=f"file://{backend_dir}",
+        # ?metadata=skip: no `.attrs` sidecars, which fileblob writes non-atomically
+        # (tests/e2e/test_file_backend.py).
+        PULUMI_BACKEND_URL=f"file://{backend_dir}?metadata=skip",
         PULUMI_CONFIG_PASSPHRASE=passphrase,
         PULUMI_HOME=str(backend_dir.parent / "pulumi-home"),
         NO_COLOR="1",
     )
     env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
     return env
+
+
+def backend_dir(env: dict[str, str]) -> Path:
+    """The folder of a `file://` backend URL (without its query)."""
+    url = env["PULUMI_BACKEND_URL"]
+    assert url.startswith("file://"), url
+    return Path(url.removeprefix("file://").split("?", 1)[0])
 
 
 @dataclass
