@@ -135,7 +135,7 @@ def main() -> None:
         pulumi.log.warn(warning)
     if plan.excluded_protected:
         pulumi.log.info(f"protected users left alone: {', '.join(plan.excluded_protected)}")
-    declare(changes.declared, changes.retiring_user_sets)
+    declare(changes.declared, changes.retiring_user_sets, changes.adopted)
     pulumi.export("summary", plan.summary())
     # Per org: members per role (org roles) and per "space/role" — for dashboards.
     pulumi.export(

@@ -35,12 +35,12 @@ The rules (README "What cf-access will never do"):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from components.current import CurrentAccess
-from components.model import ORG_USER, SPACE_ROLE_TYPES, Membership, Ownership, RoleType, Scope
-from components.plan import AccessPlan, OrgPlan, SpacePlan
+from components.model import ORG_USER, SPACE_ROLE_TYPES, Membership, Ownership, RoleType, Scope, role_key
+from components.plan import AccessPlan, OrgPlan
 
 # Provenance of a holder that a refresh found in CF and no mapping grants
 # (authoritative scopes); also what read() writes into state.
@@ -111,13 +111,24 @@ class DeployedUserSet:
 
 @dataclass(frozen=True)
 class Deployed:
-    """What cf-access manages: the memberships and user sets of the last deployment."""
+    """What cf-access manages: the memberships and user sets of the last deployment.
+
+    ``memberships`` flattens each org's ``cf:OrgAccess`` into (scope, role) entries.
+    ``legacy_orgs`` are orgs still recorded by the per-scope model of earlier versions
+    (``cf:RoleMembership``) and not yet by a ``cf:OrgAccess``: this run upgrades them."""
 
     memberships: Mapping[tuple[Scope, str], DeployedMembership] = field(default_factory=dict)
     user_sets: Mapping[str, DeployedUserSet] = field(default_factory=dict)
+    legacy_orgs: frozenset[str] = frozenset()
 
     def membership(self, scope: Scope, role: str) -> DeployedMembership | None:
         return self.memberships.get((scope, role))
+
+    def by_org(self) -> dict[str, list[DeployedMembership]]:
+        out: dict[str, list[DeployedMembership]] = defaultdict(list)
+        for d in self.memberships.values():
+            out[d.scope.org].append(d)
+        return dict(out)
 
 
 # --------------------------------------------------------------------------- the run
@@ -135,11 +146,15 @@ class RoleChange:
         return self.scope.partition("/")[0]
 
 
+# {org: {role key: {member: provenance}}} (role keys as in model.role_key)
+Adopted = Mapping[str, Mapping[str, Mapping[str, str]]]
+
+
 @dataclass(frozen=True)
 class RunChanges:
     """Everything the run will change, and the plan as it will be declared."""
 
-    declared: AccessPlan  # the plan + retiring memberships + kept organization_users
+    declared: AccessPlan  # the plan + orgs that left the mappings (emptied) + kept organization_users
     adds: tuple[RoleChange, ...]
     removals: tuple[RoleChange, ...]
     kept: tuple[RoleChange, ...]  # organization_user kept for roles cf-access does not manage
@@ -148,6 +163,10 @@ class RunChanges:
     managed_by_org: Mapping[str, int]
     user_deletions: tuple[str, ...] = ()
     retiring_user_sets: tuple[str, ...] = ()  # origins nobody is granted any more
+    # Orgs upgraded from the per-scope model this run: managed holders the plan no longer
+    # grants, recorded by the new resource without a write (removed, and shown, next run).
+    adopted: Adopted = field(default_factory=dict)
+    upgraded: tuple[str, ...] = ()
 
     def removals_by_org(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
@@ -183,64 +202,38 @@ def run_changes(
     delete_users: bool = False,
 ) -> RunChanges:
     """The run's changes (pure). See the module docstring for the rules."""
-    orgs = _with_retiring(plan, deployed)
-    adds: list[RoleChange] = []
-    removals: list[RoleChange] = []
-    kept: list[RoleChange] = []
-    managed_by_org: dict[str, int] = defaultdict(int)
-    declared_orgs: list[OrgPlan] = []
-    for org in orgs:
-        space_removals: dict[str, set[str]] = defaultdict(set)  # member -> "space/role" removed
-        space_memberships: list[tuple[SpacePlan, list[Membership]]] = []
-        for space in org.spaces:
-            kept_space: list[Membership] = []
-            for m in space.memberships:
-                delta = _delta(m, current, deployed, is_protected)
-                adds.extend(RoleChange(m.scope.label, m.role, k, m.members.get(k, "")) for k in delta.adds)
-                was = deployed.membership(m.scope, m.role)
-                removals.extend(RoleChange(m.scope.label, m.role, k, _was(was, k)) for k in delta.removes)
-                for k in delta.removes:
-                    space_removals[k].add(f"{space.name}/{m.role}")
-                managed_by_org[org.name] += _managed_size(m, delta.removes)
-                kept_space.append(m)
-            space_memberships.append((space, kept_space))
-        org_memberships: list[Membership] = []
-        for m in org.org_memberships:
-            delta = _delta(m, current, deployed, is_protected)
-            was = deployed.membership(m.scope, m.role)
-            removes = list(delta.removes)
-            if m.role == ORG_USER:
-                m, removes, kept_here = _keep_org_users(org.name, m, removes, current, space_removals)
-                kept.extend(kept_here)
-            adds.extend(RoleChange(m.scope.label, m.role, k, m.members.get(k, "")) for k in delta.adds)
-            removals.extend(RoleChange(m.scope.label, m.role, k, _was(was, k)) for k in removes)
-            managed_by_org[org.name] += _managed_size(m, removes)
-            org_memberships.append(m)
-        declared_orgs.append(
-            OrgPlan(
-                org.name,
-                org.ownership,
-                tuple(org_memberships),
-                tuple(SpacePlan(s.name, tuple(ms)) for s, ms in space_memberships),
-            )
-        )
-    declared = replace(plan, orgs=tuple(declared_orgs))
+    acc = _Accumulator()
+    deployed_by_org = deployed.by_org()
+    plan_orgs = {org.name: org for org in plan.orgs}
+    names = [org.name for org in plan.orgs] + sorted(set(deployed_by_org) - set(plan_orgs))
+    for name in names:
+        leaving = [
+            Membership(d.scope, d.role, d.ownership, {})
+            for d in sorted(deployed_by_org.get(name, ()), key=lambda d: (d.scope.space or "", d.role))
+            if plan.membership(d.scope.org, d.role, d.scope.space) is None
+        ]
+        org = plan_orgs.get(name) or OrgPlan(name, leaving[0].ownership, (), ())
+        declared = _org_changes(org, leaving, current, deployed, is_protected, acc)
+        if name in plan_orgs or _manages_anyone(deployed_by_org.get(name, ())) or declared.org_memberships:
+            acc.declared_orgs.append(declared)
     retiring = tuple(
         sorted(
             f"{d.scope.label}:{d.role}"
-            for key, d in deployed.memberships.items()
+            for d in deployed.memberships.values()
             if plan.membership(d.scope.org, d.role, d.scope.space) is None
         )
     )
-    user_deletions = _user_deletions(plan, current, deployed, removals, is_protected) if delete_users else ()
+    user_deletions = (
+        _user_deletions(plan, current, deployed, acc.removals, is_protected) if delete_users else ()
+    )
     return RunChanges(
-        declared=declared,
-        adds=tuple(sorted(adds)),
-        removals=tuple(sorted(removals)),
-        kept=tuple(sorted(kept)),
+        declared=replace(plan, orgs=tuple(acc.declared_orgs)),
+        adds=tuple(sorted(acc.adds)),
+        removals=tuple(sorted(acc.removals)),
+        kept=tuple(sorted(acc.kept)),
         retiring=retiring,
-        managed=sum(managed_by_org.values()),
-        managed_by_org=dict(managed_by_org),
+        managed=sum(acc.managed_by_org.values()),
+        managed_by_org=dict(acc.managed_by_org),
         user_deletions=user_deletions,
         retiring_user_sets=tuple(
             sorted(
@@ -249,14 +242,105 @@ def run_changes(
                 if u.users and o not in {p.ref.origin for p in plan.users}
             )
         ),
+        adopted={org: dict(keys) for org, keys in acc.adopted.items()},
+        upgraded=tuple(sorted(n for n in names if n in deployed.legacy_orgs)),
     )
 
 
-def _delta(
-    m: Membership, current: CurrentAccess, deployed: Deployed, is_protected: IsProtected
-) -> MembershipDelta:
+@dataclass
+class _Accumulator:
+    adds: list[RoleChange] = field(default_factory=list)
+    removals: list[RoleChange] = field(default_factory=list)
+    kept: list[RoleChange] = field(default_factory=list)
+    managed_by_org: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    declared_orgs: list[OrgPlan] = field(default_factory=list)
+    adopted: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+
+
+def _org_changes(
+    org: OrgPlan,
+    leaving: Sequence[Membership],
+    current: CurrentAccess,
+    deployed: Deployed,
+    is_protected: IsProtected,
+    acc: _Accumulator,
+) -> OrgPlan:
+    """One org's changes into ``acc``; returns the org as it will be declared.
+
+    ``leaving``: memberships the deployed state has and the plan no longer has (a space or
+    role type removed from the mappings, or the whole org). They are evaluated with no
+    desired members, so their managed holders count as removals, but they are not
+    declared: their keys leave the org's resource, which the preview shows as each holder
+    losing the role. A kept organization_user is declared (with its ``kept:`` reason)."""
+    legacy = org.name in deployed.legacy_orgs
+    space_removals: dict[str, set[str]] = defaultdict(set)  # member -> "space/role" removed
+    mapped_spaces = [m for space in org.spaces for m in space.memberships]
+    for m in [*mapped_spaces, *(m for m in leaving if m.scope.space is not None)]:
+        delta = _delta(m, current, deployed, is_protected, legacy)
+        _record(m, delta.adds, delta.removes, deployed, acc)
+        for k in delta.removes:
+            space_removals[k].add(f"{m.scope.space}/{m.role}")
+        _adopt(m, current, deployed, is_protected, legacy, acc)
+    org_memberships: list[Membership] = []
+    for m in [*org.org_memberships, *(m for m in leaving if m.scope.space is None)]:
+        declared_here = m in org.org_memberships
+        delta = _delta(m, current, deployed, is_protected, legacy)
+        removes = list(delta.removes)
+        if m.role == ORG_USER:
+            m, removes, kept_here = _keep_org_users(org.name, m, removes, current, space_removals)
+            acc.kept.extend(kept_here)
+            declared_here = declared_here or bool(kept_here)
+        _record(m, delta.adds, removes, deployed, acc)
+        _adopt(m, current, deployed, is_protected, legacy, acc)
+        if declared_here:
+            org_memberships.append(m)
+    return OrgPlan(org.name, org.ownership, tuple(org_memberships), org.spaces)
+
+
+def _record(
+    m: Membership, adds: Iterable[str], removes: Iterable[str], deployed: Deployed, acc: _Accumulator
+) -> None:
+    was = deployed.membership(m.scope, m.role)
+    removes = list(removes)
+    acc.adds.extend(RoleChange(m.scope.label, m.role, k, m.members.get(k, "")) for k in adds)
+    acc.removals.extend(RoleChange(m.scope.label, m.role, k, _was(was, k)) for k in removes)
+    acc.managed_by_org[m.scope.org] += _managed_size(m, removes)
+
+
+def _adopt(
+    m: Membership,
+    current: CurrentAccess,
+    deployed: Deployed,
+    is_protected: IsProtected,
+    legacy: bool,
+    acc: _Accumulator,
+) -> None:
+    """An org upgraded from the per-scope model is created, and a create removes nothing
+    (its preview could not show removals). What the old resources managed and the plan no
+    longer grants is handed to the new resource as ``adopt``: recorded as managed without
+    a write, so the next run shows and makes the removal instead of forgetting it."""
+    if not legacy:
+        return
+    d = deployed.membership(m.scope, m.role)
     live = current.of(m.scope.label, m.role)
-    managed = managed_now(deployed.membership(m.scope, m.role), live)
+    pending = membership_delta(m.members, live, managed_now(d, live), is_protected).removes
+    if pending:
+        keys = acc.adopted.setdefault(m.scope.org, {})
+        keys[role_key(m.scope, m.role)] = {
+            k: (d.members.get(k) if d else None) or FOUND_IN_CF for k in pending
+        }
+
+
+def _manages_anyone(deployed: Iterable[DeployedMembership]) -> bool:
+    return any(d.members for d in deployed)
+
+
+def _delta(
+    m: Membership, current: CurrentAccess, deployed: Deployed, is_protected: IsProtected, legacy: bool = False
+) -> MembershipDelta:
+    """``legacy``: the org's new resource is created this run, so it adds only (create)."""
+    live = current.of(m.scope.label, m.role)
+    managed = None if legacy else managed_now(deployed.membership(m.scope, m.role), live)
     return membership_delta(m.members, live, managed, is_protected)
 
 
@@ -307,40 +391,6 @@ def _space_roles_by_member(org: str, current: CurrentAccess) -> dict[str, set[st
     return held
 
 
-def _with_retiring(plan: AccessPlan, deployed: Deployed) -> list[OrgPlan]:
-    """The plan's orgs plus every deployed membership the plan no longer has, with no members."""
-    retiring: dict[str, dict[str | None, list[Membership]]] = defaultdict(lambda: defaultdict(list))
-    ownership: dict[str, Ownership] = {}
-    for d in deployed.memberships.values():
-        if plan.membership(d.scope.org, d.role, d.scope.space) is not None:
-            continue
-        retiring[d.scope.org][d.scope.space].append(Membership(d.scope, d.role, d.ownership, {}))
-        ownership.setdefault(d.scope.org, d.ownership)
-    orgs: list[OrgPlan] = []
-    seen: set[str] = set()
-    for org in plan.orgs:
-        seen.add(org.name)
-        extra = retiring.get(org.name)
-        orgs.append(_merge(org, extra) if extra else org)
-    for name in sorted(set(retiring) - seen):
-        orgs.append(_merge(OrgPlan(name, ownership[name], (), ()), retiring[name]))
-    return orgs
-
-
-def _merge(org: OrgPlan, extra: Mapping[str | None, list[Membership]]) -> OrgPlan:
-    org_memberships = list(org.org_memberships) + sorted(extra.get(None, []), key=lambda m: m.role)
-    spaces = {s.name: list(s.memberships) for s in org.spaces}
-    for space, memberships in extra.items():
-        if space is not None:
-            spaces.setdefault(space, []).extend(sorted(memberships, key=lambda m: m.role))
-    return OrgPlan(
-        org.name,
-        org.ownership,
-        tuple(org_memberships),
-        tuple(SpacePlan(name, tuple(ms)) for name, ms in sorted(spaces.items())),
-    )
-
-
 def _user_deletions(
     plan: AccessPlan,
     current: CurrentAccess,
@@ -373,7 +423,13 @@ def describe_changes(changes: RunChanges) -> str:
         f"{len(changes.removals)} of {changes.managed} managed role assignments to remove",
     ]
     if changes.retiring:
-        parts.append(f"{len(changes.retiring)} memberships left the mappings (emptied this run)")
+        parts.append(f"{len(changes.retiring)} memberships left the mappings (their holders are removed)")
+    if changes.upgraded:
+        deferred = sum(len(m) for keys in changes.adopted.values() for m in keys.values())
+        parts.append(
+            f"{len(changes.upgraded)} orgs upgraded from the per-scope model (0 role changes"
+            + (f"; {deferred} removals adopted for the next run, which shows them)" if deferred else ")")
+        )
     if changes.kept:
         who = ", ".join(sorted({f"{c.member} in {c.scope}" for c in changes.kept})[:5])
         parts.append(

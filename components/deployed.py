@@ -25,8 +25,10 @@ import pulumi
 import pulumi.runtime
 
 from components.changes import Deployed, DeployedMembership, DeployedUserSet
-from components.model import ORG_ROLE_TYPES, SPACE_ROLE_TYPES, Ownership, RoleType, Scope
+from components.model import ORG_ROLE_TYPES, SPACE_ROLE_TYPES, Ownership, RoleType, Scope, parse_role_key
 
+ORG_ACCESS_TYPE = "pulumi-python:dynamic/cf:OrgAccess"
+# One resource per (scope, role type): the model before cf:OrgAccess (upgraded on the next run).
 MEMBERSHIP_TYPE = "pulumi-python:dynamic/cf:RoleMembership"
 USER_SET_TYPE = "pulumi-python:dynamic/cf:UserSet"
 _READ_OUTPUTS = "pulumi:pulumi:readStackResourceOutputs"
@@ -69,22 +71,60 @@ def _explain(name: str, reason: str) -> str:
 
 
 def parse_deployed(resources: Mapping[str, Any]) -> Deployed:
-    """``{urn: {"type": ..., "outputs": {...}}}`` -> Deployed (pure)."""
-    memberships: dict[tuple[Scope, str], DeployedMembership] = {}
+    """``{urn: {"type": ..., "outputs": {...}}}`` -> Deployed (pure).
+
+    An org recorded by a ``cf:OrgAccess`` is read from it; an org recorded only by the
+    per-scope ``cf:RoleMembership`` resources of earlier versions is a legacy org."""
+    by_org: dict[tuple[Scope, str], DeployedMembership] = {}
+    legacy: dict[tuple[Scope, str], DeployedMembership] = {}
     user_sets: dict[str, DeployedUserSet] = {}
     for urn in sorted(resources):
         entry = resources[urn] or {}
         kind = entry.get("type")
         outs = entry.get("outputs") or {}
-        if kind == MEMBERSHIP_TYPE:
-            membership = _membership(outs)
-            if membership is not None:
-                memberships[(membership.scope, membership.role)] = membership
+        if kind == ORG_ACCESS_TYPE:
+            for held in _org_access(outs):
+                by_org[(held.scope, held.role)] = held
+        elif kind == MEMBERSHIP_TYPE:
+            old = _membership(outs)
+            if old is not None:
+                legacy[(old.scope, old.role)] = old
         elif kind == USER_SET_TYPE and isinstance(outs.get("origin"), str):
             users = frozenset(str(k) for k in (outs.get("users") or {}))
             created = frozenset(str(k) for k in (outs.get("created") or ()))
             user_sets[outs["origin"]] = DeployedUserSet(outs["origin"], users, created)
-    return Deployed(memberships=memberships, user_sets=user_sets)
+    org_access_orgs = {scope.org for scope, _ in by_org} | _org_access_orgs(resources)
+    legacy_only = {k: v for k, v in legacy.items() if k[0].org not in org_access_orgs}
+    return Deployed(
+        memberships={**legacy_only, **by_org},
+        user_sets=user_sets,
+        legacy_orgs=frozenset(scope.org for scope, _ in legacy_only),
+    )
+
+
+def _org_access_orgs(resources: Mapping[str, Any]) -> set[str]:
+    """Orgs with a cf:OrgAccess (also those that manage nobody)."""
+    out: set[str] = set()
+    for entry in resources.values():
+        outs = (entry or {}).get("outputs") or {}
+        if (entry or {}).get("type") == ORG_ACCESS_TYPE and isinstance(outs.get("org"), str):
+            out.add(outs["org"])
+    return out
+
+
+def _org_access(outs: Mapping[str, Any]) -> list[DeployedMembership]:
+    org = outs.get("org")
+    if not isinstance(org, str):
+        return []
+    ownership: Ownership = "authoritative" if outs.get("ownership") == "authoritative" else "additive"
+    out: list[DeployedMembership] = []
+    for key, members in (outs.get("roles") or {}).items():
+        scope, role = parse_role_key(org, str(key))
+        if role not in (SPACE_ROLE_TYPES if scope.space else ORG_ROLE_TYPES):
+            continue
+        held = {str(k): str(v) for k, v in (members or {}).items()}
+        out.append(DeployedMembership(scope, cast(RoleType, role), ownership, held))
+    return out
 
 
 def _membership(outs: Mapping[str, Any]) -> DeployedMembership | None:

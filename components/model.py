@@ -63,6 +63,18 @@ class Scope:
         return self.org if self.space is None else f"{self.org}/{self.space}"
 
 
+def role_key(scope: Scope, role: str) -> str:
+    """A role's key inside its org's ``cf:OrgAccess``: ``organization_manager`` for an org
+    role, ``dev/space_developer`` for a space role (what a reviewer reads in the preview)."""
+    return role if scope.space is None else f"{scope.space}/{role}"
+
+
+def parse_role_key(org: str, key: str) -> tuple[Scope, str]:
+    """The inverse of ``role_key`` (role types hold no ``/``; space names may)."""
+    space, sep, role = key.rpartition("/")
+    return Scope(org, space if sep else None), role
+
+
 @dataclass(frozen=True)
 class Membership:
     """Desired holders of one role type in one scope.

@@ -47,6 +47,7 @@ from components.model import (
     RoleType,
     Scope,
     UserRef,
+    role_key,
 )
 from components.protection import ProtectedUsers
 
@@ -116,6 +117,14 @@ class OrgPlan:
         yield from self.org_memberships
         for space in self.spaces:
             yield from space.memberships
+
+    def roles(self) -> dict[str, dict[str, str]]:
+        """``{role key: {member: provenance}}``: the org's ``cf:OrgAccess`` input
+        (``organization_manager``, ``dev/space_developer``; model.role_key)."""
+        return {role_key(m.scope, m.role): dict(sorted(m.members.items())) for m in self.memberships()}
+
+    def membership_keys(self) -> list[str]:
+        return sorted(self.roles())
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi.dynamic import (
@@ -36,11 +34,11 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.audit import AuditAction, AuditTrail, AuditWriteError, audit_trail_from_config
-from components.changes import FOUND_IN_CF, kept_reason, membership_delta
+from components.audit import AuditAction, AuditTrail, audit_trail_from_config
+from components.changes import FOUND_IN_CF
 from components.cloudfoundry.models import CfUser
 from components.cloudfoundry.session import ScopeNotFound, Session, session_from_config
-from components.model import ORG_ROLE_TYPES, ORG_USER, SPACE_ROLE_TYPES, UserRef
+from components.model import UserRef
 from components.pulumi_sdk import exit_when_engine_is_gone
 
 log = logging.getLogger("cf_access.providers")
@@ -56,7 +54,7 @@ JOINED = "a mapping grants this user a role"
 ALLOW_DESTROY_ENV = "CF_ACCESS_ALLOW_DESTROY"
 
 
-class _SessionProvider(ResourceProvider):
+class SessionProvider(ResourceProvider):
     serialize_as_secret_always = False
 
     def __init__(self, stack: str | None = None) -> None:
@@ -143,7 +141,7 @@ def _users(props: dict[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in users.items()}
 
 
-class UserSetProvider(_SessionProvider):
+class UserSetProvider(SessionProvider):
     """Every CF user cf-access manages for one UAA origin (one resource, a map of users).
 
     Memberships create the users they need (a role needs its user), so on an initial
@@ -281,7 +279,7 @@ class UserSetProvider(_SessionProvider):
             )
 
 
-class UserProvider(_SessionProvider):
+class UserProvider(SessionProvider):
     """Retired: one ``cf:User`` resource per person (cf-access before the user sets).
 
     Kept so that stacks created by earlier versions upgrade safely: the new program no
@@ -324,8 +322,23 @@ class UserProvider(_SessionProvider):
 
 
 # ---------------------------------------------------------------------------
-# Role memberships
+# Retired: one resource per (scope, role type)
 # ---------------------------------------------------------------------------
+
+
+def allow_destroy(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get(ALLOW_DESTROY_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def destroy_refused(what: str, held: list[str]) -> RuntimeError:
+    return RuntimeError(
+        f"{what}: refusing to remove {len(held)} managed role assignment(s) "
+        f"({', '.join(held[:3])}{', …' if len(held) > 3 else ''}) on delete. Nothing was changed. "
+        f"To remove them (pulumi destroy), run again with {ALLOW_DESTROY_ENV}=true; to stop managing "
+        "them and leave the roles in place, remove the resource from the state "
+        "(pulumi state delete <urn>). docs/operations.md, 'Destroy'."
+    )
 
 
 def _members(props: dict[str, Any]) -> dict[str, str]:
@@ -338,271 +351,63 @@ def membership_id(props: dict[str, Any]) -> str:
     return f"{scope}:{props['role']}"
 
 
-def _scope_label(props: dict[str, Any]) -> str:
-    return props["org"] if not props.get("space") else f"{props['org']}/{props['space']}"
+class MembershipProvider(SessionProvider):
+    """Holders of one role type in one org or space: the model before ``cf:OrgAccess``.
 
-
-def allow_destroy(environ: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return env.get(ALLOW_DESTROY_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-@dataclass
-class _Outcome:
-    """What one membership operation did: the members cf-access manages afterwards
-    (what CF holds of them) and the failures, each naming the person and CF's answer."""
-
-    members: dict[str, str]
-    failures: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def set(self, key: str, provenance: str) -> None:
-        with self.lock:
-            self.members[key] = provenance
-
-    def drop(self, key: str) -> None:
-        with self.lock:
-            self.members.pop(key, None)
-
-    def fail(self, message: str) -> None:
-        with self.lock:
-            self.failures.append(message)
-
-
-class MembershipProvider(_SessionProvider):
-    """Holders of one role type in one org or space.
-
-    Every write follows ``components/changes.membership_delta``: add the desired holders CF
-    lacks; remove only managed holders (this resource's state, ``olds``) that are no longer
-    desired. ``create`` manages nothing yet, so it only adds: its preview could not show a
-    removal. ``organization_user`` runs after the org's space memberships (resources.py):
-    space adds grant it first when missing; its removal waits until the person's space roles
-    are gone, and is skipped (kept, with a warning and a ``kept:`` provenance) while they
-    hold space roles cf-access does not manage. A write CF rejects fails the operation
-    naming the person, after every other change was made; the state records what CF holds.
-    """
+    The program no longer declares these; they live on only in stacks deployed by earlier
+    versions, until the first run of this version upgrades them (docs/operations.md,
+    "Upgrading"). That run creates each org's ``cf:OrgAccess``, which takes over every role
+    these managed (``adopt``, components/changes.py), and then deletes these: a delete
+    only forgets, it never writes to CF, so the upgrade makes 0 CF writes and cannot remove
+    a role the new resources keep. Refresh still reads them (a refresh before upgrading)."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures: list[CheckFailure] = []
-        role, space = news.get("role"), news.get("space")
-        allowed = SPACE_ROLE_TYPES if space else ORG_ROLE_TYPES
-        if role not in allowed:
-            failures.append(
-                CheckFailure("role", f"{role!r} is not a {'space' if space else 'org'} role type")
-            )
-        if news.get("ownership") not in ("additive", "authoritative"):
-            failures.append(CheckFailure("ownership", "ownership must be additive or authoritative"))
-        for key in _members(news):
-            try:
-                UserRef.parse(key)
-            except ValueError as exc:
-                failures.append(CheckFailure("members", str(exc)))
-        return CheckResult(news, failures)
+        return CheckResult(news, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("org", "space", "role") if (olds.get(k) or None) != (news.get(k) or None)]
-        changed = (
-            bool(replaces)
-            or _members(olds) != _members(news)
-            or olds.get("ownership") != news.get("ownership")
-        )
-        return DiffResult(changes=changed, replaces=replaces, delete_before_replace=True)
+        return DiffResult(changes=_members(olds) != _members(news))
 
-    # -- helpers ---------------------------------------------------------------
-    def _scope(self, props: dict[str, Any]) -> tuple[str, str]:
-        """(scope guid, org guid)."""
-        session = self.session
-        if props.get("space"):
-            space = session.space(props["org"], props["space"])
-            return space.guid, space.org_guid
-        org = session.org(props["org"])
-        return org.guid, org.guid
-
-    def _outs(self, props: dict[str, Any], members: dict[str, str]) -> dict[str, Any]:
-        return {
-            "org": props["org"],
-            "space": props.get("space") or None,
-            "role": props["role"],
-            "ownership": props["ownership"],
-            "members": dict(sorted(members.items())),
-        }
-
-    def _converge(self, props: dict[str, Any], managed: dict[str, str] | None, operation: str) -> _Outcome:
-        session = self.session
-        desired = _members(props)
-        role_type: str = props["role"]
-        label = membership_id(props)
-        scope_label = _scope_label(props)
-        scope_guid, org_guid = self._scope(props)
-        live = session.live_holders(scope_guid, role_type)
-        delta = membership_delta(
-            desired, live, None if managed is None else set(managed), session.is_protected
-        )
-        # Start from what stays as it is: desired members CF already shows, protected ones as given.
-        outcome = _Outcome({k: v for k, v in desired.items() if k in live or session.is_protected(k)})
-        is_space = bool(props.get("space"))
-
-        def add(key: str) -> None:
-            try:
-                self.before_write()
-                user = self.ensure_user(key, JOINED, operation)
-                if is_space:
-                    self._ensure_org_user(
-                        key, user.guid, org_guid, f"{props['space']}/{role_type}", operation
-                    )
-                if session.role_guid(scope_guid, role_type, user.guid) is None:
-                    if is_space:
-                        role = session.client.create_role(role_type, user.guid, space_guid=scope_guid)
-                    else:
-                        role = session.client.create_role(role_type, user.guid, org_guid=scope_guid)
-                    session.record_created(role)
-                    self.audit("add", key, scope_label, role_type, desired.get(key, ""), operation)
-                outcome.set(key, desired[key])
-            except AuditWriteError:
-                raise
-            except Exception as exc:
-                outcome.fail(f"{scope_label} {role_type}: could not add {key}: {_reason(exc)}")
-
-        def remove(key: str) -> None:
-            was = (managed or {}).get(key, "")
-            user_guid = live[key]
-            if role_type == ORG_USER:
-                held = session.space_roles_in_org(user_guid, org_guid)
-                if held:
-                    labels = [f"{session.scope_label(s).partition('/')[2]}/{r}" for s, r, _ in held]
-                    reason = kept_reason(labels)
-                    log.warning("%s: keeping %s: %s", label, key, reason)
-                    outcome.set(key, reason)
-                    return
-            try:
-                self.before_write()
-                role_guid = session.role_guid(scope_guid, role_type, user_guid)
-                if role_guid is not None:
-                    session.client.delete_role(role_guid)
-                    reason = f"no longer granted (was: {was})" if was and was != FOUND_IN_CF else FOUND_IN_CF
-                    self.audit("remove", key, scope_label, role_type, reason, operation)
-                session.record_deleted(scope_guid, role_type, user_guid)
-                outcome.drop(key)
-            except AuditWriteError:
-                raise
-            except Exception as exc:
-                outcome.set(key, was or FOUND_IN_CF)  # still held: still managed
-                outcome.fail(f"{scope_label} {role_type}: could not remove {key}: {_reason(exc)}")
-
-        if delta.adds or delta.removes:
-            log.info("%s: adding %d, removing %d", label, len(delta.adds), len(delta.removes))
-        session.client.map_concurrently(add, delta.adds)
-        session.client.map_concurrently(remove, delta.removes)
-        return outcome
-
-    def _ensure_org_user(self, key: str, user_guid: str, org_guid: str, because: str, operation: str) -> None:
-        """A space role needs organization_user in its org first (CC answers 422 otherwise)."""
-        role = self.session.ensure_org_user(org_guid, user_guid)
-        if role is not None:
-            org_label = self.session.scope_label(org_guid)
-            self.audit("add", key, org_label, ORG_USER, f"implied by space role {because}", operation)
-
-    def _finish(self, props: dict[str, Any], outcome: _Outcome) -> dict[str, Any]:
-        """The state as CF holds it. Rejected writes are not raised here: a failed resource
-        would stop the engine from running its dependents (organization_user, the user
-        sets), i.e. the other changes. The session collects them and the user sets, which
-        run last, fail the run with every one of them (UserSetProvider)."""
-        for failure in outcome.failures:
-            log.error("%s", failure)
-            self.session.record_failure(failure)
-        return self._outs(props, outcome.members)
-
-    # -- CRUD ----------------------------------------------------------------------
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outcome = self._converge(props, managed=None, operation="create")
-        return CreateResult(id_=membership_id(props), outs=self._finish(props, outcome))
+        raise RuntimeError(
+            f"{membership_id(props)}: cf:RoleMembership is retired; this version declares one "
+            "cf:OrgAccess per org (docs/operations.md, 'Upgrading')"
+        )
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        try:
-            outcome = self._converge(news, managed=_members(olds), operation="update")
-        except ScopeNotFound as gone:
-            # A retired membership whose org or space was deleted in CF: its roles went with
-            # the scope, nothing is left to remove. (A mapped scope that is missing never gets
-            # here: the program's missing-scope guard stops the run first.)
-            log.warning("%s: %s; nothing left to remove", membership_id(news), gone)
-            return UpdateResult(outs=self._outs(news, {}))
-        return UpdateResult(outs=self._finish(news, outcome))
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        raise RuntimeError(
+            f"{membership_id(news)}: cf:RoleMembership is retired; this version declares one "
+            "cf:OrgAccess per org (docs/operations.md, 'Upgrading')"
+        )
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         session = self.session
         try:
-            scope_guid, _ = self._scope(props)
+            if props.get("space"):
+                scope_guid = session.space(props["org"], props["space"]).guid
+            else:
+                scope_guid = session.org(props["org"]).guid
         except ScopeNotFound as gone:
-            # Deleted in CF: the refresh drops this membership (its roles went with the
-            # scope) and the run goes on; if the mappings still list the scope, the
-            # program's missing-scope guard says what to do.
             log.warning("%s: %s; dropping it from the state", membership_id(props), gone)
             return ReadResult(id_=None, outs={})
         live = session.live_holders(scope_guid, props["role"])
-        managed = _members(props)
-        members = {k: v for k, v in managed.items() if k in live or session.is_protected(k)}
+        members = {k: v for k, v in _members(props).items() if k in live or session.is_protected(k)}
         if props.get("ownership") == "authoritative":
             for key in live:
                 if key not in members and not session.is_protected(key):
                     members[key] = FOUND_IN_CF
-        outs = self._outs(props, members)
+        outs = {**{k: props.get(k) for k in ("org", "space", "role", "ownership")}, "members": members}
         return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """Removes roles only on a reviewed destroy.
-
-        The program retires a membership (declares it empty for one run, so the preview
-        shows every removal) before it stops declaring it, so a normal run only deletes
-        memberships that manage nobody. Anything else - ``pulumi destroy``, an older
-        program - removes nothing unless ``CF_ACCESS_ALLOW_DESTROY=true``: then exactly
-        the members cf-access granted (not holders it only found in CF), space roles
-        before organization_user.
-        """
-        granted = {k: v for k, v in _members(props).items() if v != FOUND_IN_CF}
-        try:
-            scope_guid, org_guid = self._scope(props)
-        except ScopeNotFound:
-            return  # the org or space itself is gone, and its roles with it
-        live = self.session.live_holders(scope_guid, props["role"])
-        held = sorted(k for k in granted if k in live and not self.session.is_protected(k))
-        if not held:
-            return
-        if not allow_destroy():
-            raise RuntimeError(
-                f"{membership_id(props)}: refusing to remove {len(held)} managed role assignment(s) "
-                f"({', '.join(held[:3])}{', …' if len(held) > 3 else ''}) on delete. Nothing was changed. "
-                f"To remove them (pulumi destroy), run again with {ALLOW_DESTROY_ENV}=true; to stop managing "
-                "them and leave the roles in place, remove the resource from the state "
-                "(pulumi state delete <urn>). docs/operations.md, 'Destroy'."
+        if _members(props):
+            log.warning(
+                "%s: retired cf:RoleMembership forgotten, its %d role assignment(s) left in place "
+                "(the org's cf:OrgAccess manages them)",
+                membership_id(props),
+                len(_members(props)),
             )
-        emptied = {**props, "members": {}}
-        if props["role"] == ORG_USER:
-            # Destroy deletes organization_user first (it depends on the space memberships):
-            # whoever still holds space roles is removed by the last space delete (session).
-            outcome = self._converge(emptied, managed=granted, operation="delete")
-            for key, reason in outcome.members.items():
-                if reason.startswith("kept: "):
-                    self.session.defer_org_user_removal(org_guid, key)
-        else:
-            outcome = self._converge(emptied, managed=granted, operation="delete")
-            for key, user_guid in self.session.deferred_org_users(org_guid):
-                self._remove_deferred_org_user(key, user_guid, org_guid)
-        if outcome.failures:
-            raise RuntimeError("; ".join(sorted(outcome.failures)))
-
-    def _remove_deferred_org_user(self, key: str, user_guid: str, org_guid: str) -> None:
-        session = self.session
-        if session.space_roles_in_org(user_guid, org_guid):
-            return
-        role_guid = session.role_guid(org_guid, ORG_USER, user_guid)
-        if role_guid is not None and session.take_deferred_org_user(org_guid, key):
-            self.before_write()
-            session.client.delete_role(role_guid)
-            session.record_deleted(org_guid, ORG_USER, user_guid)
-            org_label = session.scope_label(org_guid)
-            self.audit("remove", key, org_label, ORG_USER, "destroy (CF_ACCESS_ALLOW_DESTROY)", "delete")
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """CF's answer, without a traceback (the error classes carry code, title and detail)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -74,7 +74,10 @@ def test_create_noop_joiner_leaver(env: Foundation) -> None:
     assert re.search(
         rf'{re.escape(ALICE)}\s*: "group directory:payments-leads \(mappings/payments.yaml\)"', preview
     )
-    assert "payments/dev:space_developer" in preview
+    # one resource per org, its roles keyed "organization_manager" / "dev/space_developer"
+    assert preview.count("pulumi-python:dynamic/cf:OrgAccess: (create)") == 3
+    assert f"pulumi-python:dynamic/cf:OrgAccess::payments]" in preview
+    assert re.search(r"^\s+dev/space_developer\s*: \{$", preview, flags=re.MULTILINE)
     assert ADMIN + ":" not in preview, "protected users never appear as members"
     assert env.roles() == [], "preview must not write"
 
@@ -94,7 +97,7 @@ def test_create_noop_joiner_leaver(env: Foundation) -> None:
     assert member_lines(diff, "+", JUDY, "group directory:payments-dev") == 2  # dev developer, prod auditor
     assert member_lines(diff, "+", JUDY, "implied by space role") == 1  # payments organization_user
     assert member_lines(diff, "-", JUDY) == 0
-    assert "~ 3 to update" in diff
+    assert "~ 1 to update" in diff, "one org, one resource"
     env.stack.up()
     assert (JUDY, "space_developer", "payments/dev") in env.roles()
     assert (JUDY, "organization_user", "payments") in env.roles()

@@ -120,9 +120,70 @@ def test_scope_that_left_the_mappings_is_retired_with_every_person_shown() -> No
         ("payments", "organization_manager", key("bob")),
     ]
     assert changes.retiring == ("payments:organization_manager",)
-    retired = changes.declared.membership("payments", "organization_manager")
-    assert retired is not None and retired.members == {}
+    # The org stays declared for one run, with nothing granted: its resource's update
+    # removes (and its preview shows) every managed holder.
+    (retired,) = [o for o in changes.declared.orgs if o.name == "payments"]
+    assert list(retired.memberships()) == []
     assert changes.managed_by_org["payments"] == 2
+
+
+def test_an_emptied_org_that_left_the_mappings_is_no_longer_declared() -> None:
+    p = plan(PLATFORM, eng=["frank"])
+    dep = deployed(
+        ("platform", "tools", "space_developer", "additive", ["frank"]),
+        ("payments", None, "organization_manager", "authoritative", []),
+    )
+    now = current(platform_tools__space_developer=["frank"], platform__organization_user=["frank"])
+    changes = run_changes(p, now, dep, protected)
+    assert [o.name for o in changes.declared.orgs] == ["platform"], "deleting it now changes nothing"
+    assert changes.removals == ()
+
+
+def test_a_space_that_left_a_mapped_org_is_counted_but_not_declared() -> None:
+    p = plan(PLATFORM, eng=["frank"])
+    now = current(
+        platform_tools__space_developer=["frank"],
+        platform_sandbox__space_auditor=["frank", "gina"],
+        platform__organization_user=["frank", "gina"],
+    )
+    dep = deployed(
+        ("platform", "tools", "space_developer", "additive", ["frank"]),
+        ("platform", "sandbox", "space_auditor", "additive", ["frank", "gina"]),
+        ("platform", None, "organization_user", "additive", ["frank", "gina"]),
+    )
+    changes = run_changes(p, now, dep, protected)
+    # sandbox left the mappings: both lose space_auditor; gina holds nothing else, so her
+    # organization_user goes too; frank keeps his for tools.
+    assert [(c.scope, c.role, c.member) for c in changes.removals] == [
+        ("platform", "organization_user", key("gina")),
+        ("platform/sandbox", "space_auditor", key("frank")),
+        ("platform/sandbox", "space_auditor", key("gina")),
+    ]
+    assert changes.retiring == ("platform/sandbox:space_auditor",)
+    (org,) = changes.declared.orgs
+    assert org.membership_keys() == ["organization_user", "tools/space_developer"]
+
+
+def test_an_org_upgraded_from_the_per_scope_model_adds_only_and_adopts_pending_removals() -> None:
+    p = plan(PLATFORM, eng=["frank"])
+    now = current(
+        platform_tools__space_developer=["frank", "leaver"], platform__organization_user=["frank", "leaver"]
+    )
+    legacy = deployed(
+        ("platform", "tools", "space_developer", "additive", ["frank", "leaver"]),
+        ("platform", None, "organization_user", "additive", ["frank", "leaver"]),
+    )
+    dep = Deployed(memberships=legacy.memberships, legacy_orgs=frozenset({"platform"}))
+    changes = run_changes(p, now, dep, protected)
+    assert changes.removals == () and changes.adds == ()
+    assert changes.upgraded == ("platform",)
+    assert changes.adopted == {
+        "platform": {
+            "organization_user": {key("leaver"): "granted"},
+            "tools/space_developer": {key("leaver"): "granted"},
+        }
+    }
+    assert "upgraded" in describe_changes(changes)
 
 
 def test_organization_user_is_kept_while_unmanaged_space_roles_remain() -> None:
