@@ -120,6 +120,8 @@ class Deployed:
     memberships: Mapping[tuple[Scope, str], DeployedMembership] = field(default_factory=dict)
     user_sets: Mapping[str, DeployedUserSet] = field(default_factory=dict)
     legacy_orgs: frozenset[str] = frozenset()
+    # every org with a cf:OrgAccess (also one that manages nobody any more) -> its ownership
+    orgs: Mapping[str, Ownership] = field(default_factory=dict)
 
     def membership(self, scope: Scope, role: str) -> DeployedMembership | None:
         return self.memberships.get((scope, role))
@@ -205,17 +207,20 @@ def run_changes(
     acc = _Accumulator()
     deployed_by_org = deployed.by_org()
     plan_orgs = {org.name: org for org in plan.orgs}
-    names = [org.name for org in plan.orgs] + sorted(set(deployed_by_org) - set(plan_orgs))
+    names = [org.name for org in plan.orgs]
+    names += sorted((set(deployed_by_org) | set(deployed.orgs)) - set(plan_orgs))
     for name in names:
         leaving = [
             Membership(d.scope, d.role, d.ownership, {})
             for d in sorted(deployed_by_org.get(name, ()), key=lambda d: (d.scope.space or "", d.role))
             if plan.membership(d.scope.org, d.role, d.scope.space) is None
         ]
-        org = plan_orgs.get(name) or OrgPlan(name, leaving[0].ownership, (), ())
-        declared = _org_changes(org, leaving, current, deployed, is_protected, acc)
-        if name in plan_orgs or _manages_anyone(deployed_by_org.get(name, ())) or declared.org_memberships:
-            acc.declared_orgs.append(declared)
+        ownership = deployed.orgs.get(name) or (leaving[0].ownership if leaving else "additive")
+        org = plan_orgs.get(name) or OrgPlan(name, ownership, (), ())
+        # An org that left the mappings stays declared, emptied: its update removes (and its
+        # preview shows) every managed holder; afterwards it manages nobody and changes
+        # nothing (a tombstone: `pulumi state delete` drops it, docs/operations.md).
+        acc.declared_orgs.append(_org_changes(org, leaving, current, deployed, is_protected, acc))
     retiring = tuple(
         sorted(
             f"{d.scope.label}:{d.role}"
@@ -329,10 +334,6 @@ def _adopt(
         keys[role_key(m.scope, m.role)] = {
             k: (d.members.get(k) if d else None) or FOUND_IN_CF for k in pending
         }
-
-
-def _manages_anyone(deployed: Iterable[DeployedMembership]) -> bool:
-    return any(d.members for d in deployed)
 
 
 def _delta(

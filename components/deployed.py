@@ -93,22 +93,23 @@ def parse_deployed(resources: Mapping[str, Any]) -> Deployed:
             users = frozenset(str(k) for k in (outs.get("users") or {}))
             created = frozenset(str(k) for k in (outs.get("created") or ()))
             user_sets[outs["origin"]] = DeployedUserSet(outs["origin"], users, created)
-    org_access_orgs = {scope.org for scope, _ in by_org} | _org_access_orgs(resources)
-    legacy_only = {k: v for k, v in legacy.items() if k[0].org not in org_access_orgs}
+    orgs = _org_access_orgs(resources)
+    legacy_only = {k: v for k, v in legacy.items() if k[0].org not in orgs}
     return Deployed(
         memberships={**legacy_only, **by_org},
         user_sets=user_sets,
         legacy_orgs=frozenset(scope.org for scope, _ in legacy_only),
+        orgs=orgs,
     )
 
 
-def _org_access_orgs(resources: Mapping[str, Any]) -> set[str]:
-    """Orgs with a cf:OrgAccess (also those that manage nobody)."""
-    out: set[str] = set()
+def _org_access_orgs(resources: Mapping[str, Any]) -> dict[str, Ownership]:
+    """Orgs with a cf:OrgAccess (also those that manage nobody) -> ownership."""
+    out: dict[str, Ownership] = {}
     for entry in resources.values():
         outs = (entry or {}).get("outputs") or {}
         if (entry or {}).get("type") == ORG_ACCESS_TYPE and isinstance(outs.get("org"), str):
-            out.add(outs["org"])
+            out[outs["org"]] = "authoritative" if outs.get("ownership") == "authoritative" else "additive"
     return out
 
 

@@ -102,5 +102,8 @@ def declare(
     (emptied for one run) and kept organization_users (components/changes.py)."""
     adopted = adopted or {}
     orgs = {org.name: OrgAccess(org, adopted.get(org.name)) for org in plan.orgs}
-    Users([user.ref for user in plan.users], list(orgs.values()), retiring_user_sets)
+    # People whose roles an upgraded org adopts stay tracked until the next run removes them.
+    refs = {user.ref for user in plan.users}
+    refs |= {UserRef.parse(k) for keys in adopted.values() for members in keys.values() for k in members}
+    Users(sorted(refs), list(orgs.values()), retiring_user_sets)
     return orgs

@@ -2,9 +2,11 @@
 
 What a reviewer needs from a cf-access preview is not the resource diff but the
 people: who gains and who loses which role where, and why. The preview JSON has
-it all - each ``cf:RoleMembership`` step carries the old and new ``members``
-maps (``"<origin>/<username>" -> provenance``) - so this module only reads,
-compares and renders. Pure: no I/O, no Pulumi.
+it all - each org's ``cf:OrgAccess`` step carries the old and new ``roles`` maps
+(``role key -> {"<origin>/<username>": provenance}``) - so this module only reads,
+compares and renders. Pure: no I/O, no Pulumi. The run that upgrades a stack from
+the per-scope model (``cf:RoleMembership`` deletes, which only forget, plus
+``cf:OrgAccess`` creates) nets out: it shows role changes only where there are any.
 
 * Gains carry the new provenance (``group directory:payments-dev
   (mappings/payments.yaml:13)``); losses carry what granted the role before,
@@ -30,6 +32,8 @@ from typing import Any, Literal
 
 MARKER = "<!-- cf-access-summary -->"
 GITHUB_COMMENT_LIMIT = 65_536
+ORG_ACCESS_TYPE = "pulumi-python:dynamic/cf:OrgAccess"
+# One resource per (scope, role type), before cf:OrgAccess (retired: a delete only forgets).
 MEMBERSHIP_TYPE = "pulumi-python:dynamic/cf:RoleMembership"
 USER_SET_TYPE = "pulumi-python:dynamic/cf:UserSet"
 # One resource per person, from cf-access versions before the user sets (retired).
@@ -90,6 +94,7 @@ class PreviewSummary:
     operations: dict[str, int] = field(default_factory=dict)
     membership_ops: Counter[str] = field(default_factory=Counter)
     retired_user_resources: int = 0
+    retired_membership_resources: int = 0
 
     @property
     def first_run(self) -> bool:
@@ -108,7 +113,13 @@ class PreviewSummary:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.role_changes or self.user_changes or self.notes or self.retired_user_resources)
+        return bool(
+            self.role_changes
+            or self.user_changes
+            or self.notes
+            or self.retired_user_resources
+            or self.retired_membership_resources
+        )
 
     def count(self, action: Action) -> int:
         return sum(1 for c in self.role_changes if c.action == action)
@@ -194,8 +205,12 @@ def parse_preview(
 
     # A replace shows up as "replace" plus "create-replacement"/"delete-replaced" for the
     # same URN; read each URN once, remembering it was replaced.
+    # A replace shows up as "replace" plus "create-replacement"/"delete-replaced" for the
+    # same URN; read each URN once, remembering it was replaced.
     replaced = {str(s.get("urn")) for s in steps if isinstance(s, Mapping) and s.get("op") in REPLACE_OPS}
     seen: set[str] = set()
+    orgs: list[_OrgStep] = []
+    legacy: dict[str, dict[tuple[str | None, str], dict[str, str]]] = defaultdict(dict)
     for step in steps:
         if not isinstance(step, Mapping):
             continue
@@ -208,16 +223,25 @@ def parse_preview(
             continue
         if urn in seen:
             continue
-        if kind == MEMBERSHIP_TYPE:
+        if kind == ORG_ACCESS_TYPE:
             seen.add(urn)
             summary.membership_ops["replace" if urn in replaced else op] += 1
-            _membership_step(summary, step, op, urn in replaced, drift, locate)
+            orgs.append(_OrgStep(_inputs(step, "oldState"), _inputs(step, "newState"), op, urn in replaced))
+        elif kind == MEMBERSHIP_TYPE and op == "delete":
+            seen.add(urn)
+            summary.membership_ops["forget"] += 1
+            summary.retired_membership_resources += 1
+            old = _inputs(step, "oldState")
+            space = str(old["space"]) if old.get("space") else None
+            legacy[str(old.get("org") or "?")][(space, str(old.get("role") or "?"))] = _members(old)
         elif kind == USER_SET_TYPE:
             seen.add(urn)
             _user_set_step(summary, step, op)
         elif kind == LEGACY_USER_TYPE and op == "delete":
             seen.add(urn)
             summary.retired_user_resources += 1
+    for org_step in orgs:
+        _org_step(summary, org_step, legacy.get(org_step.org, {}), drift, locate)
 
     for diag in data.get("diagnostics") or []:
         if not isinstance(diag, Mapping):
@@ -239,25 +263,81 @@ def _change_order(c: RoleChange) -> tuple[str, str, str, int, str]:
     return (c.org, c.space or "", c.role, 0 if c.action == "add" else 1, c.user)
 
 
-def _membership_step(
-    summary: PreviewSummary,
-    step: Mapping[str, Any],
-    op: str,
-    replaced: bool,
-    drift: bool,
-    locate: Locate | None = None,
-) -> None:
-    old = _inputs(step, "oldState")
-    new = _inputs(step, "newState")
-    props = new or old
-    org = str(props.get("org") or "?")
-    space_value = props.get("space")
-    space = str(space_value) if space_value else None
-    role = str(props.get("role") or "?")
-    scope = org if space is None else f"{org}/{space}"
-    before = {} if op == "create" else _members(old)
-    after = {} if op == "delete" else _members(new)
+@dataclass(frozen=True)
+class _OrgStep:
+    old: Mapping[str, Any]
+    new: Mapping[str, Any]
+    op: str
+    replaced: bool
 
+    @property
+    def org(self) -> str:
+        return str((self.new or self.old).get("org") or "?")
+
+
+def _roles(props: Mapping[str, Any], name: str = "roles") -> dict[tuple[str | None, str], dict[str, str]]:
+    """``{(space, role): members}`` of an OrgAccess input (role keys as model.role_key)."""
+    raw = props.get(name)
+    if not isinstance(raw, Mapping):
+        return {}
+    out: dict[tuple[str | None, str], dict[str, str]] = {}
+    for key, members in raw.items():
+        space, sep, role = str(key).rpartition("/")
+        out[(space if sep else None, role)] = _members({"members": members})
+    return out
+
+
+def _org_step(
+    summary: PreviewSummary,
+    step: _OrgStep,
+    legacy: Mapping[tuple[str | None, str], dict[str, str]],
+    drift: bool,
+    locate: Locate | None,
+) -> None:
+    """One org's step, role by role. On the upgrade run the org's ``before`` comes from
+    the retired per-scope resources it replaces, so only real changes show."""
+    old = {} if step.op == "create" else _roles(step.old)
+    new = {} if step.op == "delete" else _roles(step.new)
+    if step.op == "create":
+        old = dict(legacy)
+        # held, managed and not removed this run (changes._adopt): no change to show
+        for key, members in _roles(step.new, "adopt").items():
+            new[key] = {**members, **new.get(key, {})}
+    org = step.org
+    for space, role in sorted(set(old) | set(new), key=lambda k: (k[0] or "", k[1])):
+        before, after = old.get((space, role), {}), new.get((space, role), {})
+        scope = org if space is None else f"{org}/{space}"
+        _role_changes(summary, org, space, role, before, after, drift, locate)
+        if step.op == "update" and before.keys() == after.keys() and before != after:
+            summary.provenance_only += 1
+        if step.replaced and after:
+            summary.notes.append(
+                MembershipNote(
+                    scope,
+                    role,
+                    f"replaced: the org's resource is deleted and re-created, so its {len(after)} "
+                    "member(s) briefly lose the role",
+                )
+            )
+        if step.op == "delete" and before:
+            summary.notes.append(
+                MembershipNote(scope, role, "no longer managed: the members cf-access granted lose the role")
+            )
+    was, now = step.old.get("ownership"), step.new.get("ownership")
+    if step.op == "update" and was and was != now:
+        summary.notes.append(MembershipNote(org, "*", f"ownership {was} → {now}"))
+
+
+def _role_changes(
+    summary: PreviewSummary,
+    org: str,
+    space: str | None,
+    role: str,
+    before: Mapping[str, str],
+    after: Mapping[str, str],
+    drift: bool,
+    locate: Locate | None,
+) -> None:
     for user in sorted(after.keys() - before.keys()):
         # State names the file only; reviewers get the line back from the mappings.
         reason = locate(after[user], org, space, role, user) if locate else after[user]
@@ -267,25 +347,6 @@ def _membership_step(
         is_drift = drift or was == FOUND_IN_CF
         reason = was if was == FOUND_IN_CF else f"no longer granted (was: {was})"
         summary.role_changes.append(RoleChange(org, space, role, "remove", user, reason, is_drift))
-    if op == "update" and before.keys() == after.keys() and before != after:
-        summary.provenance_only += 1
-    if replaced:
-        summary.notes.append(
-            MembershipNote(
-                scope,
-                role,
-                f"replaced: the membership is deleted and re-created, so its {len(after)} member(s) "
-                "briefly lose the role",
-            )
-        )
-    if op == "update" and old.get("ownership") and old.get("ownership") != new.get("ownership"):
-        summary.notes.append(
-            MembershipNote(scope, role, f"ownership {old.get('ownership')} → {new.get('ownership')}")
-        )
-    if op == "delete":
-        summary.notes.append(
-            MembershipNote(scope, role, "no longer managed: the members cf-access granted lose the role")
-        )
 
 
 def _user_set_step(summary: PreviewSummary, step: Mapping[str, Any], op: str) -> None:
@@ -468,6 +529,15 @@ def _detail_lines(summary: PreviewSummary, drift: bool) -> list[_Entry]:
                 reason = f"**drift** — {reason}"
             lines.append(f"- {sign} {_code(c.user)} — {reason}")
             entries.append((lines, 1))
+    if summary.retired_membership_resources:
+        text = (
+            "- ♻️ upgrade: "
+            + _plural(summary.retired_membership_resources, "per-scope `cf:RoleMembership` resource")
+            + " "
+            "from an earlier cf-access version leave the state without a CF change; each org's "
+            "`cf:OrgAccess` now manages their roles (docs/operations.md, Upgrading)"
+        )
+        entries.append((["", "#### Upgrade", "", text], 0))
     users = summary.user_changes
     if users or summary.retired_user_resources:
         entries.append((["", "#### Users", ""], 0))

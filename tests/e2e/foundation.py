@@ -24,7 +24,7 @@ from sandbox.server import SandboxServer
 from tests.pulumi_harness import REPO, PulumiStack, new_stack
 
 ORIGIN = "corp-sso"
-PROTECTED = ["(.*/)?admin(@.*)?"]
+PROTECTED = ["^(.*/)?admin(@.*)?$"]
 SECRET = "sandbox-secret"
 SEED: dict[str, Any] = {
     "orgs": [

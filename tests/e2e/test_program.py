@@ -76,7 +76,7 @@ def test_create_noop_joiner_leaver(env: Foundation) -> None:
     )
     # one resource per org, its roles keyed "organization_manager" / "dev/space_developer"
     assert preview.count("pulumi-python:dynamic/cf:OrgAccess: (create)") == 3
-    assert f"pulumi-python:dynamic/cf:OrgAccess::payments]" in preview
+    assert "pulumi-python:dynamic/cf:OrgAccess::payments]" in preview
     assert re.search(r"^\s+dev/space_developer\s*: \{$", preview, flags=re.MULTILINE)
     assert ADMIN + ":" not in preview, "protected users never appear as members"
     assert env.roles() == [], "preview must not write"

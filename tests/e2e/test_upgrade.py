@@ -1,18 +1,23 @@
-"""Upgrading a stack from per-person ``cf:User`` resources to ``cf:UserSet``.
+"""Upgrading stacks deployed by earlier versions, with ``pulumi stack import``.
 
-cf-access before the user sets declared one ``cf:User`` per person. The current program
-does not register them, so the engine deletes them from state on the first run. With
-``deprovisionPolicy: delete-user`` that delete must not deprovision anyone who still has
-access (it would lock the whole foundation out); a leaver in the same run is deleted.
+The starting point is ``data/per-scope-state.json``: the state a real ``pulumi up`` of
+the per-scope model (commit e9471e7: one ``cf:RoleMembership`` per scope and role type,
+under a ``cf-access:index:OrgAccess`` component per org) left on the standard e2e
+foundation (data/make_per_scope_state.py says how it was made). Older layouts are
+derived from it: per-person ``cf:User`` resources instead of the user sets, and a
+``SpaceAccess`` component per space.
 
-The old state is built from a real ``pulumi up`` of the current program plus the
-``cf:User`` resources the old program had (same URNs, ids, inputs and pickled provider),
-brought in with ``pulumi stack import``.
+The current program declares one ``cf:OrgAccess`` per org. The upgrade run creates
+those (a create only adds, and here finds everything in place) and deletes the retired
+resources, which only forget: 0 CF writes, and no role the new resources keep is
+removed. What the old resources managed and the mappings no longer grant is adopted by
+the new resource and removed, visibly, by the next run.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +27,16 @@ from pulumi.dynamic.dynamic import serialize_provider
 from components.cloudfoundry.client import CloudFoundryClient
 from components.cloudfoundry.providers import UserProvider
 from components.summary import parse_preview, render_markdown
-from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation
+from tests.e2e.foundation import ORIGIN, SECRET, Foundation, foundation, grant_by_hand
 
 pytestmark = pytest.mark.e2e
 
 DAVE = f"{ORIGIN}/dave@corp.com"
+CAROL = f"{ORIGIN}/carol@corp.com"
+MALLORY = f"{ORIGIN}/mallory@corp.com"
+PER_SCOPE_STATE = Path(__file__).parent / "data" / "per-scope-state.json"
+ORG_ACCESS_TYPE = "pulumi-python:dynamic/cf:OrgAccess"
+ORG_COMPONENT = "cf-access:index:OrgAccess"
 USER_SET_TYPE = "pulumi-python:dynamic/cf:UserSet"
 LEGACY_TYPE = "pulumi-python:dynamic/cf:User"
 
@@ -69,21 +79,116 @@ def legacy_state(deployment: dict[str, Any], stack: str, guids: dict[str, str]) 
     return deployment
 
 
+def per_scope_state(env: Foundation) -> dict[str, Any]:
+    """The real state of the per-scope model, for this stack. Its default provider (which
+    records the stack config: the sandbox's URL, the encrypted client secret) is this
+    stack's own, as the stack would have had it."""
+    text = PER_SCOPE_STATE.read_text(encoding="utf-8").replace("__STACK__", env.stack.stack)
+    data: dict[str, Any] = json.loads(text)
+    resources: list[dict[str, Any]] = data["deployment"]["resources"]
+    exported = env.stack.export()["deployment"]
+    data["deployment"]["secrets_providers"] = exported["secrets_providers"]
+    current = exported["resources"]
+    for i, r in enumerate(resources):
+        if r["type"] != "pulumi:providers:pulumi-python":
+            continue
+        mine = next(c for c in current if c["urn"] == r["urn"])
+        old_ref, new_ref = f"{r['urn']}::{r['id']}", f"{mine['urn']}::{mine['id']}"
+        resources[i] = mine
+        for other in resources:
+            if other.get("provider") == old_ref:
+                other["provider"] = new_ref
+    return data
+
+
+def import_state(env: Foundation, tmp_path: Path, state: dict[str, Any]) -> None:
+    state_file = tmp_path / "old-state.json"
+    state_file.write_text(json.dumps(state))
+    env.stack.run("stack", "import", "--file", str(state_file))
+
+
+def step_kinds(preview: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(s["op"], s["urn"].split("::")[2].rpartition("$")[2]) for s in preview["steps"]}
+
+
 def cf_users(env: Foundation) -> dict[str, str]:
     with CloudFoundryClient(env.url, "cf-access", SECRET) as client:
         return {f"{u.origin}/{u.username}": u.guid for u in client.list_users() if u.username and u.origin}
 
 
-def test_upgrade_from_per_person_users_deletes_only_the_leaver(tmp_path: Path) -> None:
+def test_upgrade_from_the_per_scope_model_makes_no_cf_write(tmp_path: Path) -> None:
+    with foundation(tmp_path) as env:
+        env.stack.up()
+        grant_by_hand(env, "mallory@corp.com", "space_developer", "platform", "tools")  # not managed
+        before = env.roles()
+        old = per_scope_state(env)
+        n_old = sum(1 for r in old["deployment"]["resources"] if r["type"] == MEMBERSHIP_TYPE)
+        assert n_old >= 15
+        import_state(env, tmp_path, old)
+        assert env.stack.preview("--refresh").ok, "the old state reads back cleanly"
+
+        text = env.stack.preview()
+        assert "0 role assignments to add; 0 of" in text.output
+        assert "3 orgs upgraded from the per-scope model (0 role changes)" in text.output
+        assert "adopt" not in text.output, "nothing pending: the new resources take over as they are"
+        preview = json.loads(env.stack.run("preview", "--json").output)
+        assert {k for k in step_kinds(preview) if k[0] != "same"} == {
+            ("create", ORG_ACCESS_TYPE),
+            ("delete", MEMBERSHIP_TYPE),
+            ("delete", ORG_COMPONENT),
+        }
+        # the stack, the Users component and the user set stay as they are
+        assert preview["changeSummary"] == {"create": 3, "delete": n_old + 3, "same": 3}
+        summary = parse_preview(preview)
+        assert summary.role_changes == [], "the PR comment shows the model change only"
+        assert f"upgrade: {n_old} per-scope `cf:RoleMembership` resources" in render_markdown(summary)
+
+        env.control.reset_counters()
+        up = env.stack.up()
+        assert env.control.counters()["writes"] == 0, up.output
+        assert env.roles() == before, "no role removed, the hand grant included"
+        assert (MALLORY, "space_developer", "platform/tools") in env.roles()
+        types = [r["type"] for r in env.stack.export()["deployment"]["resources"]]
+        assert MEMBERSHIP_TYPE not in types and ORG_COMPONENT not in types
+        assert types.count(ORG_ACCESS_TYPE) == 3
+        assert env.stack.preview("--refresh", "--expect-no-changes").ok
+
+
+def test_upgrade_run_adopts_a_pending_removal_and_the_next_run_shows_and_makes_it(tmp_path: Path) -> None:
+    with foundation(tmp_path) as env:
+        env.stack.up()
+        import_state(env, tmp_path, per_scope_state(env))
+        env.stack.config_set_list("allowEmptyGroups", ["directory:payments-oncall"])
+        env.set_status("carol@corp.com", "SUSPENDED")  # a leaver in the same PR as the upgrade
+        carol = [r for r in env.roles() if r[0] == CAROL]
+        assert len(carol) == 4
+
+        text = env.stack.preview()
+        assert "4 removals adopted for the next run, which shows them" in text.output
+        assert "adopt" in text.output and CAROL in text.output
+        env.control.reset_counters()
+        env.stack.up()
+        assert env.control.counters()["writes"] == 0, "the create only adds; nothing to add"
+        assert [r for r in env.roles() if r[0] == CAROL] == carol, "kept this run, not forgotten"
+
+        text = env.stack.preview()
+        assert "4 of" in text.output and "managed role assignments to remove" in text.output
+        assert len(re.findall(rf"^\s*- {re.escape(CAROL)}\s*: ", text.output, flags=re.MULTILINE)) == 4
+        env.stack.up()
+        assert [r for r in env.roles() if r[0] == CAROL] == []
+        assert env.roles() == env.expected()
+
+
+def test_upgrade_from_per_person_users_deletes_nobody_and_removes_the_leavers_roles_next_run(
+    tmp_path: Path,
+) -> None:
     with foundation(tmp_path, policy="delete-user") as env:
         env.stack.up()
         before = cf_users(env)
-        old = legacy_state(env.stack.export(), env.stack.stack, before)
+        old = legacy_state(per_scope_state(env), env.stack.stack, before)
         n_legacy = sum(1 for r in old["deployment"]["resources"] if r["type"] == LEGACY_TYPE)
         assert n_legacy >= 10
-        state_file = tmp_path / "old-state.json"
-        state_file.write_text(json.dumps(old))
-        env.stack.run("stack", "import", "--file", str(state_file))
+        import_state(env, tmp_path, old)
         assert env.stack.preview("--refresh").ok, "the old state reads back cleanly"
 
         # The same run also has a leaver.
@@ -96,11 +201,17 @@ def test_upgrade_from_per_person_users_deletes_only_the_leaver(tmp_path: Path) -
         assert "- ➖ delete" not in md, "nobody is listed as deleted by the user set"
 
         env.stack.up()
-        after = cf_users(env)
-        assert DAVE not in after, "the leaver is deprovisioned"
-        assert set(before) - set(after) == {DAVE}, "nobody else is deleted"
-        with CloudFoundryClient(env.url, "cf-access", SECRET) as client:
-            assert client.find_uaa_user("dave@corp.com", ORIGIN) is None
+        assert cf_users(env) == before, "nobody is deleted: dave's roles were adopted, not removed"
+        assert [r for r in env.roles() if r[0] == DAVE], "dave keeps his roles this run"
+        # The next run removes his roles, as its preview shows. His CF user stays: the user
+        # set records only users cf-access created, and these came from per-person
+        # resources that did not say so (docs/operations.md, "Upgrading").
+        shown = env.stack.preview().output
+        assert re.search(rf"^\s*- {re.escape(DAVE)}\s*: \"managed by cf-access\"", shown, flags=re.MULTILINE)
+        up = env.stack.up()
+        assert [r for r in env.roles() if r[0] == DAVE] == []
+        assert cf_users(env) == before
+        assert f"not deleting {DAVE}: cf-access did not create this user" in up.output
         assert env.roles() == env.expected()
         types = [r["type"] for r in env.stack.export()["deployment"]["resources"]]
         assert LEGACY_TYPE not in types
@@ -146,20 +257,16 @@ def per_space_components_state(deployment: dict[str, Any], stack: str) -> dict[s
 def test_upgrade_from_per_space_components_changes_nothing_in_cf(tmp_path: Path) -> None:
     with foundation(tmp_path) as env:
         env.stack.up()
-        old = per_space_components_state(env.stack.export(), env.stack.stack)
+        old = per_space_components_state(per_scope_state(env), env.stack.stack)
         n_spaces = sum(1 for r in old["deployment"]["resources"] if r["type"] == SPACE_ACCESS)
         assert n_spaces >= 4
-        state_file = tmp_path / "old-state.json"
-        state_file.write_text(json.dumps(old))
-        env.stack.run("stack", "import", "--file", str(state_file))
+        import_state(env, tmp_path, old)
 
         preview = json.loads(env.stack.run("preview", "--json").output)
-        ops = {(s["op"], s["urn"].rpartition("::")[0].rpartition("$")[2]) for s in preview["steps"]}
-        assert ("delete", SPACE_ACCESS) in ops, "the old components leave the state"
-        membership_ops = {op for op, kind in ops if kind == MEMBERSHIP_TYPE}
-        assert membership_ops <= {"same"}, f"memberships keep their identity (alias): {membership_ops}"
-        assert preview["changeSummary"].get("delete") == n_spaces, preview["changeSummary"]
-        assert set(preview["changeSummary"]) <= {"delete", "same"}, preview["changeSummary"]
+        kinds = step_kinds(preview)
+        assert ("delete", SPACE_ACCESS) in kinds, "the old components leave the state"
+        assert ("create", ORG_ACCESS_TYPE) in kinds
+        assert parse_preview(preview).role_changes == []
 
         before = env.roles()
         env.control.reset_counters()
@@ -167,5 +274,5 @@ def test_upgrade_from_per_space_components_changes_nothing_in_cf(tmp_path: Path)
         assert env.control.counters()["writes"] == 0, "no CF write"
         assert env.roles() == before == env.expected()
         types = [r["type"] for r in env.stack.export()["deployment"]["resources"]]
-        assert SPACE_ACCESS not in types
+        assert SPACE_ACCESS not in types and MEMBERSHIP_TYPE not in types
         assert env.stack.preview("--refresh", "--expect-no-changes").ok

@@ -127,15 +127,15 @@ def test_scope_that_left_the_mappings_is_retired_with_every_person_shown() -> No
     assert changes.managed_by_org["payments"] == 2
 
 
-def test_an_emptied_org_that_left_the_mappings_is_no_longer_declared() -> None:
+def test_an_emptied_org_that_left_the_mappings_stays_declared_and_changes_nothing() -> None:
     p = plan(PLATFORM, eng=["frank"])
-    dep = deployed(
-        ("platform", "tools", "space_developer", "additive", ["frank"]),
-        ("payments", None, "organization_manager", "authoritative", []),
-    )
+    dep = deployed(("platform", "tools", "space_developer", "additive", ["frank"]))
+    dep = Deployed(memberships=dep.memberships, orgs={"platform": "additive", "payments": "authoritative"})
     now = current(platform_tools__space_developer=["frank"], platform__organization_user=["frank"])
     changes = run_changes(p, now, dep, protected)
-    assert [o.name for o in changes.declared.orgs] == ["platform"], "deleting it now changes nothing"
+    assert [(o.name, o.ownership, o.roles()) for o in changes.declared.orgs][1:] == [
+        ("payments", "authoritative", {})
+    ], "declared as it is, so the next run has nothing to delete"
     assert changes.removals == ()
 
 

@@ -29,7 +29,7 @@ from components.summary import (
 DATA = Path(__file__).resolve().parent / "data" / "preview"
 CAROL = "corp-sso/carol@corp.com"
 JUDY = "corp-sso/judy@corp.com"
-PAY_DEV = "group directory:payments-dev (mappings/payments.yaml:13)"
+PAY_DEV = "group directory:payments-dev (mappings/payments.yaml)"  # state names the file only
 
 
 def fixture(name: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def test_add() -> None:
             "space_auditor",
             "add",
             JUDY,
-            "group directory:payments-dev (mappings/payments.yaml:17)",
+            "group directory:payments-dev (mappings/payments.yaml)",
         ),
     ]
     md = render_markdown(parse_preview(fixture("add")))

@@ -139,7 +139,7 @@ def s_replace(env: Foundation) -> str:
     urn = next(
         r["urn"]
         for r in env.stack.export()["deployment"]["resources"]
-        if r["urn"].endswith("cf:RoleMembership::data/analytics:space_auditor")
+        if r["urn"].endswith("cf:OrgAccess::data")
     )
     return preview_json(env, "--replace", urn)
 
