@@ -19,6 +19,7 @@ import pulumi
 from components.changes import RunChanges, describe_changes, run_changes
 from components.cloudfoundry.errors import CfApiError
 from components.cloudfoundry.preflight import check_scopes
+from components.cloudfoundry.shared_read import engine_of_program
 from components.current import read_current_access
 from components.deployed import DeployedStateError, read_deployed
 from components.guards import check_groups, check_removals, missing_scopes
@@ -90,12 +91,13 @@ def plan_access() -> tuple[AccessPlan, RunChanges]:
     # The mapped orgs and the orgs of memberships that left the mappings (retired this run).
     orgs = sorted({org.name for org in plan.orgs} | {scope.org for scope, _ in deployed.memberships})
     try:
-        current = read_current_access(settings.cf, orgs)
+        current, source = read_current_access(settings.cf, orgs, engine_of_program())
     except CfApiError as exc:
         raise GuardTripped(
             f"could not read the current roles from Cloud Foundry at {settings.cf.api_url} "
             f"(needed for the safety checks; nothing was changed): {exc}"
         ) from None
+    pulumi.log.info(f"what Cloud Foundry holds now: {source}")
     changes = run_changes(
         plan,
         current,

@@ -7,11 +7,13 @@ against an unknown foundation.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from components.cloudfoundry import shared_read
 from components.cloudfoundry.client import CloudFoundryClient
 from components.cloudfoundry.models import CfUser, Role, user_key
 
@@ -32,18 +34,29 @@ class CurrentAccess:
         return self.holders.get((scope, role), frozenset())
 
 
-def read_current_access(connection: CfConnection, orgs: Collection[str]) -> CurrentAccess:
-    """Role holders in the given orgs and their spaces (users without a
-    username, i.e. UAA clients, are left out)."""
-    with CloudFoundryClient(
-        connection.api_url,
-        connection.client_id,
-        connection.client_secret.get_secret_value(),
-        concurrency=connection.concurrency,
-        verify_tls=not connection.skip_tls_verify,
-        check_scopes=True,
-    ) as client:
-        scope_of, roles, users = _read_mapped_orgs(client, set(orgs))
+def read_current_access(
+    connection: CfConnection, orgs: Collection[str], engine: str | None = None
+) -> tuple[CurrentAccess, str]:
+    """Role holders in the given orgs and their spaces (users without a username, i.e.
+    UAA clients, are left out), and where they came from.
+
+    In a run that refreshed first, the providers' refresh read is taken instead of
+    reading CF again (``engine``: this run's engine address; shared_read.py)."""
+    shared = shared_read.take(engine, connection.api_url, connection.client_id)
+    if shared is not None:
+        scope_of, roles, users = _from_shared(shared, set(orgs))
+        source = f"the refresh read of this run ({time.time() - shared.taken_at:.1f} s old)"
+    else:
+        with CloudFoundryClient(
+            connection.api_url,
+            connection.client_id,
+            connection.client_secret.get_secret_value(),
+            concurrency=connection.concurrency,
+            verify_tls=not connection.skip_tls_verify,
+            check_scopes=True,
+        ) as client:
+            scope_of, roles, users = _read_mapped_orgs(client, set(orgs))
+        source = f"a bulk read of {connection.api_url}"
     holders: dict[tuple[str, str], set[str]] = defaultdict(set)
     for role in roles:
         scope = scope_of.get(role.space_guid or role.org_guid or "")
@@ -51,10 +64,24 @@ def read_current_access(connection: CfConnection, orgs: Collection[str]) -> Curr
         key = user_key(user) if user is not None else None
         if scope is not None and key is not None:
             holders[(scope, role.type)].add(key)
-    return CurrentAccess(
+    current = CurrentAccess(
         holders={k: frozenset(v) for k, v in holders.items()},
         scopes=frozenset(scope_of.values()),
     )
+    return current, source
+
+
+def _from_shared(
+    read: shared_read.FoundationRead, wanted: set[str]
+) -> tuple[dict[str, str], list[Role], dict[str, CfUser]]:
+    """The same as _read_mapped_orgs, from a whole-foundation read."""
+    org_names = {org.guid: org.name for org in read.orgs if org.name in wanted}
+    scope_of = dict(org_names)
+    for space in read.spaces:
+        if space.org_guid in org_names:
+            scope_of[space.guid] = f"{org_names[space.org_guid]}/{space.name}"
+    roles = [r for r in read.roles if (r.space_guid or r.org_guid or "") in scope_of]
+    return scope_of, roles, {u.guid: u for u in read.users}
 
 
 def _read_mapped_orgs(

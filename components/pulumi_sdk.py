@@ -179,14 +179,8 @@ def exit_when_engine_is_gone(argv: list[str], interval_s: float = 1.0, misses: i
     import threading
 
     global _engine_watch_started
-    if (
-        _engine_watch_started
-        or not argv
-        or not argv[0].replace("\\", "/").endswith("pulumi/dynamic/__main__.py")
-    ):
-        return False
-    address = next((a for a in reversed(argv[1:]) if _looks_like_address(a)), None)
-    if address is None:
+    address = provider_engine_address(argv)
+    if _engine_watch_started or address is None:
         return False
     host, _, port = address.rpartition(":")
     _engine_watch_started = True
@@ -209,6 +203,13 @@ def exit_when_engine_is_gone(argv: list[str], interval_s: float = 1.0, misses: i
 
 
 _engine_watch_started = False
+
+
+def provider_engine_address(argv: list[str]) -> str | None:
+    """In the dynamic provider host, the engine address the engine passed as its argument."""
+    if not argv or not argv[0].replace("\\", "/").endswith("pulumi/dynamic/__main__.py"):
+        return None
+    return next((a for a in reversed(argv[1:]) if _looks_like_address(a)), None)
 
 
 def _looks_like_address(text: str) -> bool:

@@ -7,8 +7,8 @@ groups one reviewed pull request at a time.
 Precisely what "no changes" means after an export (docs/operations.md):
 
 * the first ``pulumi preview`` on the stack (empty state) shows only **creates**:
-  one ``cf:UserSet`` per UAA origin and one ``cf:RoleMembership`` per (scope,
-  role type); every member listed already holds that role in CF;
+  one ``cf:UserSet`` per UAA origin and one ``cf:OrgAccess`` per org; every
+  member listed already holds that role in CF;
 * the first ``pulumi up`` makes **zero writes to CF**: users are adopted (found
   in the bulk user list), roles are adopted (desired minus held is empty);
 * after it, ``pulumi preview --expect-no-changes`` (and with ``--refresh``) passes.

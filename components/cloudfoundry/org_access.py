@@ -136,6 +136,7 @@ class OrgAccessProvider(SessionProvider):
         return UpdateResult(outs=self._finish(news, outcome))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        self.share_refresh_read()
         session = self.session
         org = props["org"]
         try:

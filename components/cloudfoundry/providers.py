@@ -39,7 +39,7 @@ from components.changes import FOUND_IN_CF
 from components.cloudfoundry.models import CfUser
 from components.cloudfoundry.session import ScopeNotFound, Session, session_from_config
 from components.model import UserRef
-from components.pulumi_sdk import exit_when_engine_is_gone
+from components.pulumi_sdk import exit_when_engine_is_gone, provider_engine_address
 
 log = logging.getLogger("cf_access.providers")
 
@@ -63,9 +63,11 @@ class SessionProvider(ResourceProvider):
         # dynamic providers which stack they serve (for the audit trail).
         self._stack = stack
         self._audit: AuditTrail | None = None
+        self._engine: str | None = None
 
     def configure(self, req: ConfigureRequest) -> None:
         self._session = session_from_config(req.config)
+        self._engine = provider_engine_address(sys.argv)
         self._audit = audit_trail_from_config(req.config, stack=self._stack)
         if self._audit is not None:
             self._audit.check()  # a bad auditLog path fails before any CF write
@@ -107,6 +109,11 @@ class SessionProvider(ResourceProvider):
             session.client.delete_uaa_user(uaa_user.id)
         self.audit("delete-user", key, None, None, "no mapping grants this user anything", operation)
 
+    def share_refresh_read(self) -> None:
+        """Called by read() (a refresh): the program of this run then reads CF no second
+        time (components/cloudfoundry/shared_read.py)."""
+        self.session.share_read(self._engine)
+
     @property
     def session(self) -> Session:
         if self._session is None:
@@ -123,6 +130,7 @@ class SessionProvider(ResourceProvider):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._session = None
         self._audit = None
+        self._engine = None
         self._stack = state.get("stack")
 
 
@@ -255,6 +263,7 @@ class UserSetProvider(SessionProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # From the bulk user list (one paged read per process), not a GET per user.
+        self.share_refresh_read()
         session = self.session
         present = {
             k: v

@@ -11,12 +11,14 @@ a handful of list calls instead of N.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from components.cloudfoundry.client import CloudFoundryClient
 from components.cloudfoundry.models import CfUser, Org, Role, Space, user_key
+from components.cloudfoundry.shared_read import FoundationRead, publish
 from components.model import UserRef
 from components.protection import ProtectedUsers
 from components.settings import CfConnection, ConfigReader, load_cf_connection, load_deprovision_policy
@@ -62,9 +64,6 @@ class Session:
         self._protected = ProtectedUsers.from_patterns(protected_users)
         self._created: set[str] = set()  # member keys this process created (user sets record them)
         self._failures: list[str] = []  # writes CF rejected in this run (each names the person)
-        self._org_user_locks: dict[tuple[str, str], threading.Lock] = {}
-        # destroy: organization_user removals waiting for the org's space roles to go
-        self._deferred_org_users: dict[str, dict[str, str]] = defaultdict(dict)
         self._lock = threading.RLock()
         self._orgs: dict[str, Org] | None = None
         self._spaces: dict[tuple[str, str], Space] | None = None
@@ -72,15 +71,23 @@ class Session:
         self._users_by_guid: dict[str, CfUser] = {}
         self._user_locks: dict[str, threading.Lock] = {}
         self._roles: RoleIndex | None = None
+        self._role_list: list[Role] = []  # as listed (for the shared read)
+        self._shared = False
+        self._read_at: float | None = None  # when the first bulk list started
 
     # -- protection -----------------------------------------------------
     def is_protected(self, key: str) -> bool:
         return self._protected.matches(key)
 
     # -- scopes -----------------------------------------------------------
+    def _mark_read(self) -> None:
+        if self._read_at is None:
+            self._read_at = time.time()
+
     def _load_scopes(self) -> None:
         if self._orgs is not None:
             return
+        self._mark_read()
         orgs = {org.name: org for org in self.client.list_orgs()}
         by_guid = {org.guid: org for org in orgs.values()}
         spaces: dict[tuple[str, str], Space] = {}
@@ -137,6 +144,7 @@ class Session:
     def _load_users(self) -> None:
         if self._users_by_key is not None:
             return
+        self._mark_read()
         users = self.client.list_users()
         self._users_by_key = {}
         for user in users:
@@ -217,6 +225,7 @@ class Session:
     def roles(self) -> RoleIndex:
         with self._lock:
             if self._roles is None:
+                self._mark_read()
                 roles, included = self.client.list_roles(include_users=True)
                 self._load_users()
                 for user in included.values():
@@ -226,7 +235,29 @@ class Session:
                 for role in roles:
                     index.add(role)
                 self._roles = index
+                self._role_list = list(roles)
             return self._roles
+
+    def share_read(self, engine: str | None) -> None:
+        """Hand this process's bulk read to the program of the same run, once (refresh;
+        shared_read.py says why that cannot cause a wrong write)."""
+        if engine is None:
+            return
+        with self._lock:
+            if self._shared:
+                return
+            self._shared = True
+            self._load_scopes()
+            self.roles()
+            assert self._orgs is not None and self._spaces is not None
+            read = FoundationRead(
+                orgs=list(self._orgs.values()),
+                spaces=list(self._spaces.values()),
+                users=list(self._users_by_guid.values()),
+                roles=list(self._role_list),  # a refresh reads before any write
+                taken_at=self._read_at or time.time(),
+            )
+        publish(read, engine, self.connection.api_url, self.connection.client_id)
 
     def live_holders(self, scope_guid: str, role_type: str) -> dict[str, str]:
         """{member key: user guid} of everyone holding the role in CF now,
@@ -271,30 +302,13 @@ class Session:
     def ensure_org_user(self, org_guid: str, user_guid: str) -> Role | None:
         """Grant organization_user in the org when the user lacks it; the role if created.
 
-        Several space memberships of one org add the same person at once: serialised per
-        (org, user), and the cache answers the rest."""
-        with self._lock:
-            lock = self._org_user_locks.setdefault((org_guid, user_guid), threading.Lock())
-        with lock:
-            if self.role_guid(org_guid, "organization_user", user_guid) is not None:
-                return None
-            role = self.client.create_role("organization_user", user_guid, org_guid=org_guid)
-            self.record_created(role)
-            return role
-
-    def defer_org_user_removal(self, org_guid: str, key: str) -> None:
-        user = self.find_user(key)
-        if user is not None:
-            with self._lock:
-                self._deferred_org_users[org_guid][key] = user.guid
-
-    def deferred_org_users(self, org_guid: str) -> list[tuple[str, str]]:
-        with self._lock:
-            return sorted(self._deferred_org_users.get(org_guid, {}).items())
-
-    def take_deferred_org_user(self, org_guid: str, key: str) -> bool:
-        with self._lock:
-            return self._deferred_org_users.get(org_guid, {}).pop(key, None) is not None
+        Called once per person by the org's own operation (org_access.py), before any of
+        their space roles: the ordering lives there, this only consults the role cache."""
+        if self.role_guid(org_guid, "organization_user", user_guid) is not None:
+            return None
+        role = self.client.create_role("organization_user", user_guid, org_guid=org_guid)
+        self.record_created(role)
+        return role
 
     def record_created(self, role: Role) -> None:
         index = self.roles()

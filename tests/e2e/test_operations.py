@@ -215,14 +215,14 @@ def test_audit_trail_records_every_applied_change(tmp_path: Path) -> None:
 
 
 def test_scoped_up_changes_one_org_only(tmp_path: Path) -> None:
-    """docs/operations.md "Scoped runs": --target <OrgAccess urn> --target-dependents."""
+    """docs/operations.md "Scoped runs": --target <cf:OrgAccess urn> --target-dependents."""
     from tests.e2e.foundation import foundation
 
     with foundation(tmp_path) as env:
         env.stack.up()
         env.add_to_group("payments-dev", "judy@corp.com")  # payments: +3 for judy
         env.add_to_group("data-analysts", "erin@corp.com")  # data: +2 for erin (waits)
-        urn = f"urn:pulumi:{env.stack.stack}::cf-access::cf-access:index:OrgAccess::payments"
+        urn = f"urn:pulumi:{env.stack.stack}::cf-access::pulumi-python:dynamic/cf:OrgAccess::payments"
         env.stack.up("--target", urn, "--target-dependents")
         roles = env.roles()
         judy = [r for r in roles if r[0] == "corp-sso/judy@corp.com" and r[2].startswith("payments")]

@@ -90,3 +90,26 @@ def test_removing_one_person_from_one_space_changes_one_resource(env: Foundation
     assert (ALICE, "space_manager", "payments/dev") not in env.roles()
     assert (ALICE, "organization_user", "payments") in env.roles(), "she keeps her other roles"
     assert env.roles() == env.expected()
+
+
+def test_the_drift_check_reads_the_foundation_once(env: Foundation) -> None:
+    """The providers' refresh read is handed to the program of the same run
+    (components/cloudfoundry/shared_read.py): each list endpoint is read once."""
+    env.stack.up()
+    env.control.reset_counters()
+    drift = env.stack.preview("--refresh", "--expect-no-changes")
+    assert "what Cloud Foundry holds now: the refresh read of this run" in drift.output
+    requests = env.control.counters()["requests"]
+    lists = {k: v for k, v in requests.items() if k.startswith("GET /v3/") and "{" not in k}
+    assert lists == {
+        "GET /v3/organizations": 1,
+        "GET /v3/roles": 1,
+        "GET /v3/spaces": 1,
+        "GET /v3/users": 1,
+    }, requests
+    assert env.control.counters()["writes"] == 0
+
+    # Without a refresh the program reads CF itself (nothing was shared).
+    env.control.reset_counters()
+    plain = env.stack.preview("--expect-no-changes")
+    assert f"what Cloud Foundry holds now: a bulk read of {env.url}" in plain.output

@@ -47,7 +47,7 @@ def test_same_holders_whichever_read_shape(sandbox: SandboxServer, ctl: SandboxC
     seed(ctl, 4)
     ctl.reset_counters()
     wanted = [f"org{i}" for i in range(mapped)] + ["not-in-cf"]
-    current = read_current_access(connection(sandbox.url), wanted)
+    current, _ = read_current_access(connection(sandbox.url), wanted)
 
     assert current.scopes == {f"org{i}" for i in range(mapped)} | {
         f"org{i}/{s}" for i in range(mapped) for s in ("dev", "prod")
@@ -68,6 +68,6 @@ def test_same_holders_whichever_read_shape(sandbox: SandboxServer, ctl: SandboxC
 def test_no_mapped_org_in_cf_reads_only_the_org_list(sandbox: SandboxServer, ctl: SandboxControl) -> None:
     seed(ctl, 2)
     ctl.reset_counters()
-    current = read_current_access(connection(sandbox.url), ["elsewhere"])
+    current, _ = read_current_access(connection(sandbox.url), ["elsewhere"])
     assert current.holders == {} and current.scopes == frozenset()
     assert role_list_calls(ctl) == {"GET /v3/organizations": 1}

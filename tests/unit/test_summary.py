@@ -135,17 +135,61 @@ def test_user_delete() -> None:
 def test_replace() -> None:
     summary = parse_preview(fixture("replace"))
     assert summary.role_changes == []
-    assert [(n.scope, n.role) for n in summary.notes] == [("data/analytics", "space_auditor")]
+    # every role of the replaced org that holds someone gets a note
+    assert [(n.scope, n.role) for n in summary.notes] == [
+        ("data", "organization_user"),
+        ("data/analytics", "space_auditor"),
+        ("data/analytics", "space_developer"),
+    ]
     md = render_markdown(summary)
-    assert "**No role grants change**; 1 membership-level change below." in md
-    assert "- ⚠️ `space_auditor` replaced: the membership is deleted and re-created, so its 2 member(s)" in md
+    assert "**No role grants change**; 3 membership-level changes below." in md
+    assert (
+        "- ⚠️ `space_auditor` replaced: the org's resource is deleted and re-created, so its 2 member(s)" in md
+    )
 
 
 def test_org_removed() -> None:
+    """A deleted mapping file: the org stays declared with no roles, so its update lists each
+    person losing each role (no resource is deleted)."""
     summary = parse_preview(fixture("org_removed"))
     assert {c.action for c in summary.role_changes} == {"remove"}
     assert len(summary.role_changes) == 8
-    assert "no longer managed: the members cf-access granted lose the role" in render_markdown(summary)
+    assert {c.org for c in summary.role_changes} == {"data"}
+    assert summary.membership_ops == {"update": 1}
+    assert summary.notes == []
+
+
+def test_upgrade_from_per_scope_resources_nets_out() -> None:
+    """The upgrade run: the retired per-scope resources are deleted (they only forget) and
+    the org's cf:OrgAccess is created with the same members: no role change to show."""
+    data = copy.deepcopy(fixture("noop"))
+    members = {"corp-sso/alice@corp.com": "named user (mappings/payments.yaml)"}
+    legacy_type = "pulumi-python:dynamic/cf:RoleMembership"
+    old = {"org": "payments", "space": "dev", "role": "space_manager", "ownership": "authoritative"}
+    data["steps"] = [
+        {
+            "op": "delete",
+            "urn": f"urn:pulumi:ci::cf-access::cf-access:index:OrgAccess${legacy_type}"
+            "::payments/dev:space_manager",
+            "oldState": {"type": legacy_type, "inputs": {**old, "members": members}},
+        },
+        {
+            "op": "create",
+            "urn": "urn:pulumi:ci::cf-access::pulumi-python:dynamic/cf:OrgAccess::payments",
+            "newState": {
+                "type": "pulumi-python:dynamic/cf:OrgAccess",
+                "inputs": {
+                    "org": "payments",
+                    "ownership": "authoritative",
+                    "roles": {"dev/space_manager": members},
+                },
+            },
+        },
+    ]
+    summary = parse_preview(data)
+    assert summary.role_changes == [] and not summary.first_run
+    assert summary.retired_membership_resources == 1
+    assert "upgrade: 1 per-scope `cf:RoleMembership` resource" in render_markdown(summary)
 
 
 def test_no_changes() -> None:
@@ -210,8 +254,8 @@ def test_text_around_json_is_tolerated() -> None:
 def big_preview(people: int) -> dict[str, Any]:
     """The 'add' fixture with the dev developer membership grown to ``people`` joiners."""
     data = copy.deepcopy(fixture("add"))
-    step = next(s for s in data["steps"] if s["urn"].endswith("payments/dev:space_developer"))
-    members = step["newState"]["inputs"]["members"]
+    step = next(s for s in data["steps"] if s["urn"].endswith("cf:OrgAccess::payments"))
+    members = step["newState"]["inputs"]["roles"]["dev/space_developer"]
     for i in range(people):
         members[f"corp-sso/person{i:05d}@corp.com"] = PAY_DEV
     return data
@@ -246,8 +290,10 @@ def test_small_preview_is_not_cut() -> None:
 
 def test_markdown_special_characters_are_escaped() -> None:
     data = copy.deepcopy(fixture("add"))
-    step = next(s for s in data["steps"] if s["urn"].endswith("payments/dev:space_developer"))
-    step["newState"]["inputs"]["members"]["corp-sso/o`dd|name@corp.com"] = "named user | `x`"
+    step = next(s for s in data["steps"] if s["urn"].endswith("cf:OrgAccess::payments"))
+    step["newState"]["inputs"]["roles"]["dev/space_developer"]["corp-sso/o`dd|name@corp.com"] = (
+        "named user | `x`"
+    )
     md = render_markdown(parse_preview(data))
     assert "`corp-sso/o'dd\\|name@corp.com` — named user \\| 'x'" in md
 
