@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3.11
 
-.PHONY: setup system-deps build-deps venv pulumi seaweedfs demo ldap-demo test lint bench bench-peer-setup bench-peer bench-side-by-side
+.PHONY: setup system-deps build-deps venv pulumi seaweedfs demo ldap-demo test lint bench bench-ours bench-peer-setup bench-peer
 
 setup: system-deps venv pulumi seaweedfs
 
@@ -47,8 +47,13 @@ lint: venv
 test: setup
 	@scripts/test.sh
 
+# make bench SIZE=S|M|L: ours (README settings, then Pulumi's defaults), then the OpenTofu peer if
+# built (make bench-peer-setup), one table; make bench-ours SIZE=.. BENCH_ARGS=..: bench/scale.py alone.
 bench: setup
 	@scripts/bench.sh $(SIZE)
+
+bench-ours: setup
+	@source scripts/env.sh && venv/bin/python -m bench.scale --size $(or $(SIZE),S) $(BENCH_ARGS)
 
 # The benchmark's peer, OpenTofu + the official Terraform provider for Cloud Foundry (bench/peer_tofu.py;
 # docs/performance.md). Not part of setup or test: builds both from Go sources into
@@ -56,9 +61,6 @@ bench: setup
 bench-peer-setup:
 	@scripts/bootstrap-peer.sh
 
-# make bench-peer SIZE=S|M: the peer alone; make bench-side-by-side SIZE=S|M: ours, then the peer.
+# make bench-peer SIZE=S|M|L: the peer alone.
 bench-peer: setup
 	@source scripts/env.sh && venv/bin/python -m bench.peer_tofu --size $(or $(SIZE),S) $(BENCH_ARGS)
-
-bench-side-by-side: setup
-	@source scripts/env.sh && venv/bin/python -m bench.side_by_side --size $(or $(SIZE),S) $(BENCH_ARGS)

@@ -248,7 +248,9 @@ def run_phase(
     state = sandbox.control.state()
     known = {f"{u['origin']}/{u['userName'].casefold()}" for u in state["uaa_users"]}
     new_users = len(want_users - known - existing_users)
-    minimum = minimum_calls(counts, before, after, new_users, reads=phase == "refresh")
+    # A no-op up must look at CF as well (the guards compare the plan with what CF holds):
+    # its floor is the bulk read, like the drift check's (issue #13's definition).
+    minimum = minimum_calls(counts, before, after, new_users, reads=phase in ("refresh", "noop"))
     sandbox.control.reset_counters()
     cmd = pulumi_args(stack, phase, extra)
     code, wall, peaks, cpu, output = run_sampled(
