@@ -17,9 +17,12 @@ from pathlib import Path
 import pulumi
 
 from components.changes import RunChanges, describe_changes, run_changes
+from components.cloudfoundry.client import CloudFoundryClient, client_for
 from components.cloudfoundry.errors import CfApiError
 from components.cloudfoundry.preflight import check_scopes
-from components.cloudfoundry.shared_read import engine_of_program
+from components.cloudfoundry.scopes import Access
+from components.cloudfoundry.shared_read import FoundationRead, engine_of_program
+from components.cloudfoundry.shared_read import take as take_refresh_read
 from components.current import read_current_access
 from components.deployed import DeployedStateError, read_deployed
 from components.guards import check_groups, check_removals, missing_scopes
@@ -69,9 +72,20 @@ def plan_access() -> tuple[AccessPlan, RunChanges]:
     settings = load_settings(config, PROJECT_ROOT, override_mass_removal=override)
     for warning in settings.warnings:
         pulumi.log.warn(warning)
+    # A run that refreshed first hands its read of CF over (shared_read.py); otherwise the
+    # program reads CF itself, with one client for the scope check and the read.
+    shared = take_refresh_read(engine_of_program(), settings.cf.api_url, settings.cf.client_id)
+    with client_for(settings.cf) as client:
+        return _plan_access(config, settings, shared, client)
+
+
+def _plan_access(
+    config: pulumi.Config, settings: Settings, shared: FoundationRead | None, client: CloudFoundryClient
+) -> tuple[AccessPlan, RunChanges]:
     # Before the IdP, the reads and the guards: a client without global read would see a
     # filtered foundation, and `up` needs write scopes (components/cloudfoundry/scopes.py).
-    check_scopes(settings.cf, "read" if pulumi.runtime.is_dry_run() else "write")
+    access: Access = "read" if pulumi.runtime.is_dry_run() else "write"
+    check_scopes(settings.cf, access, client=client, granted=frozenset(shared.scopes) if shared else None)
     identity_log = logging.getLogger("cf_access.identity")
     identity_log.setLevel(logging.INFO)
     identity_log.addHandler(_PulumiLogHandler())
@@ -91,7 +105,7 @@ def plan_access() -> tuple[AccessPlan, RunChanges]:
     # The mapped orgs and the orgs of memberships that left the mappings (retired this run).
     orgs = sorted({org.name for org in plan.orgs} | {scope.org for scope, _ in deployed.memberships})
     try:
-        current, source = read_current_access(settings.cf, orgs, engine_of_program())
+        current, source = read_current_access(settings.cf, orgs, shared, client)
     except CfApiError as exc:
         raise GuardTripped(
             f"could not read the current roles from Cloud Foundry at {settings.cf.api_url} "

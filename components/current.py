@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from components.cloudfoundry import shared_read
-from components.cloudfoundry.client import CloudFoundryClient
+from components.cloudfoundry.client import CloudFoundryClient, client_for
 from components.cloudfoundry.models import CfUser, Role, user_key
 
 if TYPE_CHECKING:
@@ -35,27 +35,25 @@ class CurrentAccess:
 
 
 def read_current_access(
-    connection: CfConnection, orgs: Collection[str], engine: str | None = None
+    connection: CfConnection,
+    orgs: Collection[str],
+    shared: shared_read.FoundationRead | None = None,
+    client: CloudFoundryClient | None = None,
 ) -> tuple[CurrentAccess, str]:
     """Role holders in the given orgs and their spaces (users without a username, i.e.
     UAA clients, are left out), and where they came from.
 
-    In a run that refreshed first, the providers' refresh read is taken instead of
-    reading CF again (``engine``: this run's engine address; shared_read.py)."""
-    shared = shared_read.take(engine, connection.api_url, connection.client_id)
+    ``shared``: this run's refresh read (shared_read.py), used instead of reading CF again.
+    ``client``: the program's open client (its token is reused); one is opened otherwise."""
     if shared is not None:
         scope_of, roles, users = _from_shared(shared, set(orgs))
         source = f"the refresh read of this run ({time.time() - shared.taken_at:.1f} s old)"
+    elif client is not None:
+        scope_of, roles, users = _read_mapped_orgs(client, set(orgs))
+        source = f"a bulk read of {connection.api_url}"
     else:
-        with CloudFoundryClient(
-            connection.api_url,
-            connection.client_id,
-            connection.client_secret.get_secret_value(),
-            concurrency=connection.concurrency,
-            verify_tls=not connection.skip_tls_verify,
-            check_scopes=True,
-        ) as client:
-            scope_of, roles, users = _read_mapped_orgs(client, set(orgs))
+        with client_for(connection) as own:
+            scope_of, roles, users = _read_mapped_orgs(own, set(orgs))
         source = f"a bulk read of {connection.api_url}"
     holders: dict[tuple[str, str], set[str]] = defaultdict(set)
     for role in roles:

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import tenacity
@@ -75,6 +75,9 @@ from components.cloudfoundry.retry import (
     is_retryable,
 )
 from components.cloudfoundry.scopes import Access, require
+
+if TYPE_CHECKING:
+    from components.settings import CfConnection
 
 logger = logging.getLogger("cf_access.cf")
 
@@ -772,6 +775,7 @@ class CloudFoundryClient:
         user_guids: Sequence[str] | None = None,
         organization_guids: Sequence[str] | None = None,
         space_guids: Sequence[str] | None = None,
+        guids: Sequence[str] | None = None,
         include_users: bool = False,
     ) -> tuple[list[Role], dict[str, CfUser]]:
         """Roles matching all given filters (values within one filter OR together).
@@ -786,6 +790,7 @@ class CloudFoundryClient:
             "user_guids": user_guids,
             "organization_guids": organization_guids,
             "space_guids": space_guids,
+            "guids": guids,
         }
         roles: dict[str, Role] = {}
         users: dict[str, CfUser] = {}
@@ -862,6 +867,42 @@ class CloudFoundryClient:
     def delete_role(self, guid: str) -> None:
         """``DELETE /v3/roles/<guid>``: 202 → poll the job; 404 → already gone."""
         self._delete_with_job(f"/v3/roles/{guid}")
+
+    def delete_roles(self, guids: Sequence[str]) -> dict[str, BaseException]:
+        """Delete many roles; returns the failures by role guid (empty: all gone).
+
+        CC answers each DELETE with a job. Instead of polling every job, wait one poll
+        interval, then list the roles that are still there (``guids`` filter, one request
+        per ~100): a role that is gone is deleted, whatever its job says. Only the jobs of
+        roles still listed are polled (a failed job names CF's reason)."""
+        jobs: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def submit(guid: str) -> None:
+            path = f"/v3/roles/{guid}"
+            resp = self._request("DELETE", "cc", path)
+            if resp.status_code == 404:
+                self._event("delete_already_gone")
+            elif resp.status_code == 202 and resp.headers.get("Location"):
+                with lock:
+                    jobs[guid] = resp.headers["Location"]
+            elif resp.status_code not in (200, 202, 204):
+                raise self._cc_error(resp, "DELETE", path)
+
+        failures = self._map_failures(submit, guids)
+        if not jobs:
+            return failures
+        self._sleep(self.job_poll_interval_s)
+        remaining, _ = self.list_roles(guids=sorted(jobs))
+        failures.update(self._map_failures(lambda g: self.wait_for_job(jobs[g]), [r.guid for r in remaining]))
+        return failures
+
+    def _map_failures(self, fn: Callable[[str], object], items: Sequence[str]) -> dict[str, BaseException]:
+        try:
+            self.map_concurrently(fn, items)
+        except BatchError as batch:
+            return {str(item): exc for item, exc in batch.failures}
+        return {}
 
     def _delete_with_job(self, path: str) -> None:
         resp = self._request("DELETE", "cc", path)
@@ -1066,3 +1107,15 @@ class CloudFoundryClient:
                 results=[r for r, good in zip(results, ok, strict=True) if good],
             )
         return results
+
+
+def client_for(connection: CfConnection) -> CloudFoundryClient:
+    """The client for a validated stack connection (scopes checked before each request)."""
+    return CloudFoundryClient(
+        connection.api_url,
+        connection.client_id,
+        connection.client_secret.get_secret_value(),
+        concurrency=connection.concurrency,
+        verify_tls=not connection.skip_tls_verify,
+        check_scopes=True,
+    )

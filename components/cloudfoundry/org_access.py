@@ -234,15 +234,12 @@ class OrgAccessProvider(SessionProvider):
             [(t, m) for t in others for m in t.adds if m in users and m not in blocked],
             lambda t, m: self._add(org_name, t, m, users[m], outcome, operation),
         )
-        # 4. removals, organization_user last (5.)
-        self._run(
-            [(t, m) for t in others for m in t.removes],
-            lambda t, m: self._remove(org_name, t, m, outcome, operation),
-        )
-        self._run(
-            [(t, m) for t in org_users for m in t.removes],
-            lambda t, m: self._remove_org_user(org_name, org_guid, t, m, outcome, operation),
-        )
+        # 4. removals, organization_user last (5.), each step as one batch of deletes
+        self._remove_all([(t, m) for t in others for m in t.removes], outcome, operation)
+        leaving = [
+            (t, m) for t in org_users for m in t.removes if self._org_user_may_go(org_guid, t, m, outcome)
+        ]
+        self._remove_all(leaving, outcome, operation)
         return outcome
 
     def _targets(self, org: str, desired: Roles, managed: Roles | None) -> list[_Target]:
@@ -362,41 +359,47 @@ class OrgAccessProvider(SessionProvider):
         except Exception as exc:
             outcome.fail(f"{t.scope.label} {t.role}: could not add {member}: {reason_of(exc)}")
 
-    def _remove(self, org: str, t: _Target, member: str, outcome: _Outcome, operation: str) -> None:
+    def _remove_all(self, items: list[tuple[_Target, str]], outcome: _Outcome, operation: str) -> None:
+        """Delete the roles of ``items`` (one batch: client.delete_roles), then record each."""
+        if not items:
+            return
         session = self.session
-        was = t.was.get(member, "")
-        user_guid = t.live[member]
-        try:
-            self.before_write()
-            role_guid = session.role_guid(t.scope_guid, t.role, user_guid)
-            if role_guid is not None:
-                session.client.delete_role(role_guid)
-                reason = f"no longer granted (was: {was})" if was and was != FOUND_IN_CF else FOUND_IN_CF
-                if operation == "delete":
-                    reason = "destroy (CF_ACCESS_ALLOW_DESTROY)"
-                self.audit("remove", member, t.scope.label, t.role, reason, operation)
-            session.record_deleted(t.scope_guid, t.role, user_guid)
+        self.before_write()
+        by_guid: dict[str, tuple[_Target, str]] = {}
+        for t, member in items:
+            role_guid = session.role_guid(t.scope_guid, t.role, t.live[member])
+            if role_guid is None:  # gone meanwhile
+                session.record_deleted(t.scope_guid, t.role, t.live[member])
+                outcome.drop(t.key, member)
+            else:
+                by_guid[role_guid] = (t, member)
+        failures = session.client.delete_roles(sorted(by_guid))
+        for role_guid, (t, member) in sorted(by_guid.items(), key=lambda kv: (kv[1][0].key, kv[1][1])):
+            was = t.was.get(member, "")
+            error = failures.get(role_guid)
+            if error is not None:
+                outcome.set(t.key, member, was or FOUND_IN_CF)  # still held: still managed
+                outcome.fail(f"{t.scope.label} {t.role}: could not remove {member}: {reason_of(error)}")
+                continue
+            reason = f"no longer granted (was: {was})" if was and was != FOUND_IN_CF else FOUND_IN_CF
+            if operation == "delete":
+                reason = "destroy (CF_ACCESS_ALLOW_DESTROY)"
+            self.audit("remove", member, t.scope.label, t.role, reason, operation)
+            session.record_deleted(t.scope_guid, t.role, t.live[member])
             outcome.drop(t.key, member)
-        except AuditWriteError:
-            raise
-        except Exception as exc:
-            outcome.set(t.key, member, was or FOUND_IN_CF)  # still held: still managed
-            outcome.fail(f"{t.scope.label} {t.role}: could not remove {member}: {reason_of(exc)}")
 
-    def _remove_org_user(
-        self, org: str, org_guid: str, t: _Target, member: str, outcome: _Outcome, operation: str
-    ) -> None:
+    def _org_user_may_go(self, org_guid: str, t: _Target, member: str, outcome: _Outcome) -> bool:
         """CC refuses to delete organization_user while space roles remain, and deleting those
         to make room would touch roles nobody reviewed: keep it, and say so."""
         session = self.session
         held = session.space_roles_in_org(t.live[member], org_guid)
-        if held:
-            labels = [f"{session.scope_label(s).partition('/')[2]}/{r}" for s, r, _ in held]
-            reason = kept_reason(labels)
-            log.warning("%s %s: keeping %s: %s", org, ORG_USER, member, reason)
-            outcome.set(t.key, member, reason)
-            return
-        self._remove(org, t, member, outcome, operation)
+        if not held:
+            return True
+        labels = [f"{session.scope_label(s).partition('/')[2]}/{r}" for s, r, _ in held]
+        reason = kept_reason(labels)
+        log.warning("%s %s: keeping %s: %s", t.scope.label, ORG_USER, member, reason)
+        outcome.set(t.key, member, reason)
+        return False
 
     def _adopt(self, props: dict[str, Any], outcome: _Outcome) -> None:
         """Record ``adopt``'s holders CF still shows as managed, without a write."""

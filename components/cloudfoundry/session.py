@@ -256,6 +256,7 @@ class Session:
                 users=list(self._users_by_guid.values()),
                 roles=list(self._role_list),  # a refresh reads before any write
                 taken_at=self._read_at or time.time(),
+                scopes=sorted(self.client.granted_scopes()),
             )
         publish(read, engine, self.connection.api_url, self.connection.client_id)
 

@@ -12,7 +12,10 @@ count and describe what the run will change (the guards, the log line) and to
 declare kept organization_users and adopted holders, which only ever keep access.
 Every write is decided by the provider against its own view of CF, read in its
 own process (never from this file). And the snapshot is seconds old: taken by
-this run's refresh, which ends right before the program starts.
+this run's refresh, which ends right before the program starts. It also carries
+the scopes of the provider's token (same client), so the program's scope check
+needs no token of its own: a drift check then makes the bulk read, one token
+request and one UAA discovery, all in the provider.
 
 "Same run" is the engine's gRPC address, which both processes are given by the
 CLI (the provider as its argument, the program as ``--engine``) and which no other
@@ -55,6 +58,7 @@ class FoundationRead:
     users: Sequence[CfUser]
     roles: Sequence[Role]
     taken_at: float
+    scopes: Sequence[str] = ()  # of the token the provider read with (same client id)
 
 
 def _folder() -> Path:
@@ -91,6 +95,7 @@ def publish(read: FoundationRead, engine: str, api_url: str, client_id: str) -> 
         "spaces": [asdict(s) for s in read.spaces],
         "users": [asdict(u) for u in read.users],
         "roles": [asdict(r) for r in read.roles],
+        "scopes": sorted(read.scopes),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".read-", suffix=".tmp")
     try:
@@ -122,6 +127,7 @@ def take(engine: str | None, api_url: str, client_id: str, now: float | None = N
             users=[CfUser(**u) for u in data["users"]],
             roles=[Role(**r) for r in data["roles"]],
             taken_at=float(data["taken_at"]),
+            scopes=[str(x) for x in data.get("scopes") or ()],
         )
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring an unreadable shared read (%s)", exc)

@@ -235,3 +235,44 @@ def test_fault_run_converges_exactly(sandbox: SandboxServer, ctl: SandboxControl
         assert len(cf.list_uaa_users()) == 50  # no duplicate shadow users either
     print(events, faults_seen)
     assert events["retry"] > 20, (events, faults_seen)
+
+
+def test_delete_roles_checks_what_is_left_with_one_list_instead_of_polling_every_job(
+    cf: CloudFoundryClient, ctl: SandboxControl
+) -> None:
+    orgs = seed_orgs(ctl, 1)
+    org = orgs["org0"]["guid"]
+    users = [cf.ensure_user(f"u{i}@corp.com", "uaa") for i in range(6)]
+    roles = [cf.create_role("organization_user", u.guid, org_guid=org) for u in users]
+    gone_already = roles[0].guid
+    cf.delete_role(gone_already)
+    ctl.reset_counters()
+    assert cf.delete_roles([r.guid for r in roles]) == {}
+    assert role_keys(cf, organization_guids=[org]) == []
+    requests = ctl.counters()["requests"]
+    assert requests["DELETE /v3/roles/{guid}"] == 6
+    assert requests.get("GET /v3/jobs/{guid}", 0) == 0, "every job was done by the time of the check"
+    assert requests["GET /v3/roles"] == 2  # the check, and role_keys above
+
+
+def test_delete_roles_polls_unfinished_jobs_and_names_failures(
+    cf: CloudFoundryClient, ctl: SandboxControl
+) -> None:
+    orgs = seed_orgs(ctl, 1)
+    org = orgs["org0"]["guid"]
+    users = [cf.ensure_user(f"v{i}@corp.com", "uaa") for i in range(3)]
+    roles = [cf.create_role("organization_user", u.guid, org_guid=org) for u in users]
+    ctl.set_config(job_delay_ms=60_000, job_polls=2)  # still PROCESSING at the check; done on the 2nd poll
+    try:
+        assert cf.delete_roles([r.guid for r in roles]) == {}
+    finally:
+        ctl.set_config(job_delay_ms=20, job_polls=0)
+    assert role_keys(cf, organization_guids=[org]) == []
+    ctl.set_config(job_fail_rate=1.0)
+    try:
+        again = [cf.create_role("organization_user", u.guid, org_guid=org) for u in users]
+        failures = cf.delete_roles([r.guid for r in again])
+    finally:
+        ctl.set_config(job_fail_rate=0.0)
+    assert sorted(failures) == sorted(r.guid for r in again)
+    assert all("Job" in type(e).__name__ for e in failures.values()), failures
