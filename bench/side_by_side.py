@@ -65,7 +65,9 @@ def rss(run: dict[str, Any]) -> float:
     return float(run["rss_mb"].get("total", 0))
 
 
-def fmt_side_by_side(size: str, ours: dict[str, dict[str, Any] | None], peer: dict[str, Any] | None) -> str:
+def fmt_side_by_side(
+    size: str, ours: dict[str, dict[str, Any] | None], peer: dict[str, Any] | None, peer_note: str = ""
+) -> str:
     """One row per run: each configuration of ours, then the peer, then tofu / ours(first)."""
     names = list(ours)
     head = f"{'size':<4} {'run':<12} {'bind':>6} {'chg':>5} {'min':>6} |"
@@ -98,7 +100,7 @@ def fmt_side_by_side(size: str, ours: dict[str, dict[str, Any] | None], peer: di
             line += f" {ok(other):>3} | {times:>9}"
         lines.append(line)
     if peer is None:
-        lines.append(peer_tofu.NOT_BUILT)
+        lines.append(peer_note or peer_tofu.NOT_BUILT)
     return "\n".join(lines)
 
 
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = {name: load(path) for name, path in ours_out.items()}
     peer = load(peer_out)
-    table = fmt_side_by_side(args.size, ours, peer)
+    table = fmt_side_by_side(args.size, ours, peer, "peer not run (--no-peer)" if args.no_peer else "")
     targets = fmt_targets(ours, peer)
     print()
     print(f"# tree {tree()}, {args.latency_ms:g} ms latency, tofu -parallelism {args.parallelism}")
