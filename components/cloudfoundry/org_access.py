@@ -229,9 +229,14 @@ class OrgAccessProvider(SessionProvider):
         blocked = self._add_org_users(
             org_name, org_guid, needs_org_user, users, org_users, outcome, operation
         )
-        # 3. every other add
+        # 3. every other add (a space add only where organization_user is in place)
         self._run(
-            [(t, m) for t in others for m in t.adds if m in users and m not in blocked],
+            [
+                (t, m)
+                for t in others
+                for m in t.adds
+                if m in users and (t.scope.space is None or m not in blocked)
+            ],
             lambda t, m: self._add(org_name, t, m, users[m], outcome, operation),
         )
         # 4. removals, organization_user last (5.), each step as one batch of deletes
