@@ -119,7 +119,7 @@ def parse_directory(
 ) -> Directory:
     """Validate directory content (pure); raises DirectoryError listing every problem."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    root, problems = parse_yaml(raw, file, max_file_bytes)
+    root, problems = parse_yaml(raw, file, max_file_bytes, fast=True)
     if root is None:
         raise DirectoryError(source, problems)
     reader = _DirectoryReader(file, source, origin, username_attribute)

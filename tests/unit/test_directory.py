@@ -333,3 +333,28 @@ def test_read_snapshot_with_directory_example() -> None:
     snap = read_snapshot({"directory": src}, ["payments-leads", "directory:data-analysts"], "directory")
     assert sorted(snap.groups) == ["directory:data-analysts", "directory:payments-leads"]
     assert [p.username for p in snap.members("directory:payments-leads")] == ["alice@corp.com"]
+
+
+def test_fast_composer_gives_the_same_nodes_and_lines_and_falls_back_for_errors() -> None:
+    from components.yamlsource import parse_yaml
+
+    text = b"users:\n  - {username: a@corp.com, status: ACTIVE}\n  - username: b@corp.com\ngroups:\n  g: [a@corp.com]\n"
+
+    def shape(node: object) -> object:
+        from yaml.nodes import MappingNode, SequenceNode
+
+        mark = node.start_mark  # type: ignore[attr-defined]
+        here = (type(node).__name__, node.tag, mark.line, mark.column)  # type: ignore[attr-defined]
+        if isinstance(node, MappingNode):
+            return (here, [(shape(k), shape(v)) for k, v in node.value])
+        if isinstance(node, SequenceNode):
+            return (here, [shape(v) for v in node.value])
+        return (here, node.value)  # type: ignore[attr-defined]
+
+    fast, _ = parse_yaml(text, "d.yaml", fast=True)
+    slow, _ = parse_yaml(text, "d.yaml")
+    assert fast is not None and slow is not None
+    assert type(fast.start_mark) is not type(slow.start_mark), "the fast path really is libyaml"
+    assert shape(fast) == shape(slow)
+    broken = b"users:\n  - {username: a\n"
+    assert parse_yaml(broken, "d.yaml", fast=True)[1] == parse_yaml(broken, "d.yaml")[1] != []
