@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from components.cloudfoundry.client import CloudFoundryClient
+from components.cloudfoundry.client import client_for
 from components.cloudfoundry.models import CfUser
 from components.current import CurrentAccess
 from components.settings import CfConnection
@@ -68,14 +68,7 @@ class Inventory:
 
 
 def read_inventory(connection: CfConnection) -> Inventory:
-    with CloudFoundryClient(
-        connection.api_url,
-        connection.client_id,
-        connection.client_secret.get_secret_value(),
-        concurrency=connection.concurrency,
-        verify_tls=not connection.skip_tls_verify,
-        check_scopes=True,
-    ) as client:
+    with client_for(connection) as client:
         orgs = {o.guid: o.name for o in client.list_orgs()}
         spaces = {s.guid: (orgs.get(s.org_guid, "?"), s.name) for s in client.list_spaces()}
         users = {u.guid: u for u in client.list_users()}

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from components.cloudfoundry.client import CloudFoundryClient
+from components.cloudfoundry.client import CloudFoundryClient, client_for
 from components.cloudfoundry.models import CfUser, Org, Role, Space, user_key
 from components.cloudfoundry.shared_read import FoundationRead, publish
 from components.model import UserRef
@@ -52,14 +52,7 @@ class RoleIndex:
 class Session:
     def __init__(self, connection: CfConnection, protected_users: Iterable[str], deprovision_policy: str):
         self.connection = connection
-        self.client = CloudFoundryClient(
-            connection.api_url,
-            connection.client_id,
-            connection.client_secret.get_secret_value(),
-            concurrency=connection.concurrency,
-            verify_tls=not connection.skip_tls_verify,
-            check_scopes=True,
-        )
+        self.client: CloudFoundryClient = client_for(connection)
         self.deprovision_policy = deprovision_policy
         self._protected = ProtectedUsers.from_patterns(protected_users)
         self._created: set[str] = set()  # member keys this process created (user sets record them)
