@@ -181,8 +181,9 @@ def test_2_two_clones_at_once_one_is_refused_by_the_lock(clones: Clones) -> None
     try:
         _wait_for_writes(env, 1)
         # Slow the rest of the first run down, so it still holds the lock when the second
-        # CLI (a second or two to start) reaches it.
-        env.control.set_faults(latency_ms=1500)
+        # CLI (a second or two to start, more on a loaded runner) reaches it: one org's
+        # update has two more writes to make, each now taking 4 s.
+        env.control.set_faults(latency_ms=4000)
         second = clones.b.up(check=False)
         assert not second.ok
         assert "the stack is currently locked by 1 lock(s)" in second.output, second.output
