@@ -182,9 +182,11 @@ def test_2_two_clones_at_once_one_is_refused_by_the_lock(clones: Clones) -> None
         _wait_for_writes(env, 1)
         # Slow the rest of the first run down, so it still holds the lock when the second
         # CLI (a second or two to start, more on a loaded runner) reaches it: one org's
-        # update has two more writes to make, each now taking 4 s.
-        env.control.set_faults(latency_ms=4000)
+        # update has two more writes to make, each now taking 28 s (under the client's 30 s
+        # timeout; a loaded CI runner took 23 s to bring the second CLI to the lock).
+        env.control.set_faults(latency_ms=28_000)
         second = clones.b.up(check=False)
+        env.control.clear_faults()
         assert not second.ok
         assert "the stack is currently locked by 1 lock(s)" in second.output, second.output
         print("second clone refused with:", next(ln for ln in second.output.splitlines() if "locked" in ln))
