@@ -82,6 +82,20 @@ def membership_delta(
     return MembershipDelta(adds, removes)
 
 
+def refreshed_members(
+    managed: Mapping[str, str], live: Collection[str], authoritative: bool, is_protected: IsProtected
+) -> dict[str, str]:
+    """What a refresh records for one (scope, role type): the managed holders CF still shows
+    (protected ones as given), and in an authoritative scope every other holder as
+    ``found in CF`` - so the next preview shows the sweep before any run makes it."""
+    held = {k: v for k, v in managed.items() if k in live or is_protected(k)}
+    if authoritative:
+        for key in live:
+            if key not in held and not is_protected(key):
+                held[key] = FOUND_IN_CF
+    return held
+
+
 def kept_reason(held: Iterable[str]) -> str:
     """Provenance of an organization_user kept for roles cf-access does not manage."""
     shown = sorted(set(held))

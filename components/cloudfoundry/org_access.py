@@ -35,7 +35,7 @@ from typing import Any
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
 from components.audit import AuditWriteError
-from components.changes import FOUND_IN_CF, kept_reason, membership_delta
+from components.changes import FOUND_IN_CF, kept_reason, membership_delta, refreshed_members
 from components.cloudfoundry.providers import (
     JOINED,
     SessionProvider,
@@ -110,8 +110,8 @@ class OrgAccessProvider(SessionProvider):
                 scope, role = parse_role_key(org, key)
                 allowed = SPACE_ROLE_TYPES if scope.space else ORG_ROLE_TYPES
                 if role not in allowed:
-                    kind = "space" if scope.space else "org"
-                    failures.append(CheckFailure(name, f"{key!r}: {role!r} is not an {kind} role type"))
+                    kind = "a space" if scope.space else "an org"
+                    failures.append(CheckFailure(name, f"{key!r}: {role!r} is not {kind} role type"))
                 for member in members:
                     try:
                         UserRef.parse(member)
@@ -153,12 +153,7 @@ class OrgAccessProvider(SessionProvider):
             if scope_guid is None:
                 continue  # the space was deleted in CF, and its roles with it
             live = session.live_holders(scope_guid, parse_role_key(org, key)[1])
-            held = {k: v for k, v in managed.items() if k in live or session.is_protected(k)}
-            if authoritative:
-                for member in live:
-                    if member not in held and not session.is_protected(member):
-                        held[member] = FOUND_IN_CF
-            roles[key] = held
+            roles[key] = refreshed_members(managed, live, authoritative, session.is_protected)
         outs = self._outs(props, roles)
         return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
 

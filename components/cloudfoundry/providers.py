@@ -35,7 +35,7 @@ from pulumi.dynamic import (
 )
 
 from components.audit import AuditAction, AuditTrail, audit_trail_from_config
-from components.changes import FOUND_IN_CF
+from components.changes import refreshed_members
 from components.cloudfoundry.models import CfUser
 from components.cloudfoundry.session import ScopeNotFound, Session, session_from_config
 from components.model import UserRef
@@ -399,11 +399,8 @@ class MembershipProvider(SessionProvider):
             log.warning("%s: %s; dropping it from the state", membership_id(props), gone)
             return ReadResult(id_=None, outs={})
         live = session.live_holders(scope_guid, props["role"])
-        members = {k: v for k, v in _members(props).items() if k in live or session.is_protected(k)}
-        if props.get("ownership") == "authoritative":
-            for key in live:
-                if key not in members and not session.is_protected(key):
-                    members[key] = FOUND_IN_CF
+        authoritative = props.get("ownership") == "authoritative"
+        members = refreshed_members(_members(props), live, authoritative, session.is_protected)
         outs = {**{k: props.get(k) for k in ("org", "space", "role", "ownership")}, "members": members}
         return ReadResult(id_=id_, outs=outs, inputs=dict(outs))
 

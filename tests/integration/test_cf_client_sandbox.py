@@ -237,13 +237,17 @@ def test_fault_run_converges_exactly(sandbox: SandboxServer, ctl: SandboxControl
     assert events["retry"] > 20, (events, faults_seen)
 
 
+def org_users(cf: CloudFoundryClient, ctl: SandboxControl, n: int) -> tuple[str, list[Any], list[Any]]:
+    """A fresh org with ``n`` users holding organization_user: (org guid, users, roles)."""
+    org = seed_orgs(ctl, 1)["org0"]["guid"]
+    users = [cf.ensure_user(f"u{i}@corp.com", "uaa") for i in range(n)]
+    return org, users, [cf.create_role("organization_user", u.guid, org_guid=org) for u in users]
+
+
 def test_delete_roles_checks_what_is_left_with_one_list_instead_of_polling_every_job(
     cf: CloudFoundryClient, ctl: SandboxControl
 ) -> None:
-    orgs = seed_orgs(ctl, 1)
-    org = orgs["org0"]["guid"]
-    users = [cf.ensure_user(f"u{i}@corp.com", "uaa") for i in range(6)]
-    roles = [cf.create_role("organization_user", u.guid, org_guid=org) for u in users]
+    org, _, roles = org_users(cf, ctl, 6)
     gone_already = roles[0].guid
     cf.delete_role(gone_already)
     ctl.reset_counters()
@@ -258,10 +262,7 @@ def test_delete_roles_checks_what_is_left_with_one_list_instead_of_polling_every
 def test_delete_roles_polls_unfinished_jobs_and_names_failures(
     cf: CloudFoundryClient, ctl: SandboxControl
 ) -> None:
-    orgs = seed_orgs(ctl, 1)
-    org = orgs["org0"]["guid"]
-    users = [cf.ensure_user(f"v{i}@corp.com", "uaa") for i in range(3)]
-    roles = [cf.create_role("organization_user", u.guid, org_guid=org) for u in users]
+    org, users, roles = org_users(cf, ctl, 3)
     ctl.set_config(job_delay_ms=60_000, job_polls=2)  # still PROCESSING at the check; done on the 2nd poll
     try:
         assert cf.delete_roles([r.guid for r in roles]) == {}

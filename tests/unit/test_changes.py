@@ -250,3 +250,19 @@ def test_delete_user_only_for_created_users_without_roles() -> None:
     dep = Deployed(memberships=dep.memberships, user_sets={"uaa": DeployedUserSet("uaa", users, created)})
     changes = run_changes(p, now, dep, protected, delete_users=True)
     assert changes.user_deletions == (key("ivan"),)
+
+
+def test_refresh_records_managed_holders_cf_still_shows_and_sweeps_authoritative_scopes() -> None:
+    from components.changes import refreshed_members
+
+    managed = {"uaa/a": "granted", "uaa/gone": "granted", "uaa/admin@corp.com": "granted"}
+    live = {"uaa/a", "uaa/hand", "uaa/admin@corp.com"}
+    assert refreshed_members(managed, live, False, protected) == {
+        "uaa/a": "granted",
+        "uaa/admin@corp.com": "granted",
+    }
+    assert refreshed_members(managed, live, True, protected) == {
+        "uaa/a": "granted",
+        "uaa/admin@corp.com": "granted",
+        "uaa/hand": FOUND_IN_CF,
+    }
