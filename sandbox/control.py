@@ -65,6 +65,14 @@ class SandboxControl:
         result: dict[str, Any] = self._ops("PUT", "/config", knobs)
         return result
 
+    def complete_jobs(self) -> int:
+        """Finish every PROCESSING job now; returns how many there were."""
+        result: dict[str, Any] = self._ops("POST", "/jobs/complete")
+        return int(result["completed"])
+
+    def processing_jobs(self) -> list[dict[str, Any]]:
+        return [job for job in self.state()["jobs"] if job["state"] == "PROCESSING"]
+
     def state(self) -> dict[str, Any]:
         result: dict[str, Any] = self._ops("GET", "/state")
         return result

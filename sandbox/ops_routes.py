@@ -132,6 +132,17 @@ async def put_config(request: Request) -> Response:
     return _ok(_state(request).public_config())
 
 
+@router.post("/jobs/complete")
+async def complete_jobs(request: Request) -> Response:
+    """Finish every job still PROCESSING now, as if its delay had passed (tests hold a run in a
+    job poll with a long ``job_delay_ms``, then release it at a moment they choose)."""
+    state = _state(request)
+    processing = [job for job in state.store.jobs.values() if job.state == "PROCESSING"]
+    for job in processing:
+        state.complete_job(job)
+    return _ok({"completed": len(processing)})
+
+
 @router.get("/state")
 async def dump_state(request: Request) -> Response:
     state = _state(request)

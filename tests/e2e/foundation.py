@@ -6,6 +6,7 @@ import datetime as dt
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,6 +91,42 @@ class Foundation:
 
     def add_to_group(self, group: str, username: str) -> None:
         self.edit_directory(lambda data: data["groups"][group].append(username))
+
+
+def start_up(stack: PulumiStack) -> subprocess.Popen[str]:
+    """``pulumi up`` in the background, in its own session (so a test can kill it whole)."""
+    cmd = ["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.stack, "--non-interactive"]
+    cmd += ["--config-file", str(stack.config_file)]
+    return subprocess.Popen(
+        cmd,
+        cwd=stack.project_dir,
+        env=stack.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_writes(env: Foundation, at_least: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while env.control.counters()["writes"] < at_least:
+        assert time.monotonic() < deadline, "the update never started writing"
+        time.sleep(0.1)
+
+
+def wait_for_processing_job(env: Foundation, run: subprocess.Popen[str], timeout: float = 180) -> None:
+    """Until ``run`` has a role delete job in flight.
+
+    With ``job_delay_ms`` set long, the sandbox keeps the job PROCESSING and the client polls
+    it (for up to 300 s), so the run holds its stack lock until ``control.complete_jobs()``:
+    a hold the test ends when it chooses, where a fixed latency raced a loaded runner."""
+    deadline = time.monotonic() + timeout
+    while not env.control.processing_jobs():
+        assert run.poll() is None, "the run ended before it deleted a role"
+        assert time.monotonic() < deadline, "the run never started its role deletes"
+        time.sleep(0.2)
 
 
 def cf_access_cli(env: Foundation, *args: str) -> subprocess.CompletedProcess[str]:

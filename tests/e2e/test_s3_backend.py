@@ -27,7 +27,16 @@ import pytest
 
 from sandbox.control import SandboxControl
 from sandbox.server import SandboxServer
-from tests.e2e.foundation import ORIGIN, PROTECTED, SECRET, SEED, Foundation
+from tests.e2e.foundation import (
+    ORIGIN,
+    PROTECTED,
+    SECRET,
+    SEED,
+    Foundation,
+    start_up,
+    wait_for_processing_job,
+    wait_for_writes,
+)
 from tests.pulumi_harness import REPO, PulumiStack, kill_session, pulumi_environment
 from tests.s3_store import S3Store, s3_store
 
@@ -99,32 +108,10 @@ def clones(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clones]:
         yield Clones(store, foundation, stack_b)
 
 
-def _start_up(stack: PulumiStack) -> subprocess.Popen[str]:
-    cmd = ["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.stack, "--non-interactive"]
-    cmd += ["--config-file", str(stack.config_file)]
-    return subprocess.Popen(
-        cmd,
-        cwd=stack.project_dir,
-        env=stack.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _wait_for_writes(env: Foundation, at_least: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while env.control.counters()["writes"] < at_least:
-        assert time.monotonic() < deadline, "the update never started writing"
-        time.sleep(0.1)
-
-
 def test_1_killed_up_keeps_a_whole_checkpoint_and_recovers(clones: Clones) -> None:
     env = clones.a
     env.control.set_faults(latency_ms=60)
-    running = _start_up(env.stack)
+    running = start_up(env.stack)
     # While the update runs, every checkpoint version read from S3 must be whole JSON.
     seen: list[int] = []
     broken: list[str] = []
@@ -146,7 +133,7 @@ def test_1_killed_up_keeps_a_whole_checkpoint_and_recovers(clones: Clones) -> No
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    _wait_for_writes(env, 15)
+    wait_for_writes(env, 15)
     assert kill_session(running.pid) >= 3  # the CLI, language host, program and provider
     running.communicate(timeout=30)
     stop.set()
@@ -174,27 +161,27 @@ def test_1_killed_up_keeps_a_whole_checkpoint_and_recovers(clones: Clones) -> No
 
 def test_2_two_clones_at_once_one_is_refused_by_the_lock(clones: Clones) -> None:
     env = clones.a
-    env.add_to_group("payments-dev", "judy@corp.com")  # something for both runs to do
-    env.control.reset_counters()
-    env.control.set_faults(latency_ms=60)
-    first = _start_up(env.stack)
+    # Something for both runs to do: a leaver's role deletes are CC jobs, and the sandbox keeps
+    # them PROCESSING (the client polls for up to 300 s) until the test releases them. So the
+    # first run holds the lock for exactly as long as the second CLI needs to reach it, on a
+    # loaded runner too (fixed latencies raced it: CI once took 23 s, once more than 56 s).
+    env.edit_directory(lambda d: d["groups"]["payments-dev"].remove("dave@corp.com"))
+    env.control.set_config(job_delay_ms=240_000)
+    first = start_up(env.stack)
     try:
-        _wait_for_writes(env, 1)
-        # Slow the rest of the first run down, so it still holds the lock when the second
-        # CLI (a second or two to start, more on a loaded runner) reaches it: one org's
-        # update has two more writes to make, each now taking 28 s (under the client's 30 s
-        # timeout; a loaded CI runner took 23 s to bring the second CLI to the lock).
-        env.control.set_faults(latency_ms=28_000)
+        wait_for_processing_job(env, first)
         second = clones.b.up(check=False)
-        env.control.clear_faults()
-        assert not second.ok
-        assert "the stack is currently locked by 1 lock(s)" in second.output, second.output
-        print("second clone refused with:", next(ln for ln in second.output.splitlines() if "locked" in ln))
+        assert env.control.processing_jobs(), "the first run was still inside its update"
     finally:
+        env.control.set_config(job_delay_ms=20)
+        env.control.complete_jobs()
         output, _ = first.communicate(timeout=600)
-        env.control.clear_faults()
+    assert not second.ok
+    assert "the stack is currently locked by 1 lock(s)" in second.output, second.output
+    print("second clone refused with:", next(ln for ln in second.output.splitlines() if "locked" in ln))
     assert first.returncode == 0, output
     assert env.roles() == env.expected()
+    assert not any(user == f"{ORIGIN}/dave@corp.com" for user, _, _ in env.roles())
     clones.b.preview("--refresh", "--expect-no-changes")  # the other clone sees the same state
 
 

@@ -4,8 +4,6 @@ interrupted runs, concurrent runs. Every check on CF goes through its API."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,8 @@ import pytest
 import yaml
 
 from tests.e2e.bad_inputs import CASES
-from tests.e2e.foundation import Foundation, foundation
-from tests.pulumi_harness import REPO, kill_session
+from tests.e2e.foundation import Foundation, foundation, start_up, wait_for_processing_job, wait_for_writes
+from tests.pulumi_harness import kill_session
 
 pytestmark = pytest.mark.e2e
 
@@ -144,32 +142,10 @@ def test_directory_failures_stop_before_any_removal(env: Foundation) -> None:
     assert env.roles() == before
 
 
-def _start_up(env: Foundation) -> subprocess.Popen[str]:
-    cmd = ["pulumi", "up", "--yes", "--skip-preview", "--stack", env.stack.stack, "--non-interactive"]
-    cmd += ["--config-file", str(env.stack.config_file)]
-    return subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        env=env.stack.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _wait_for_writes(env: Foundation, at_least: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while env.control.counters()["writes"] < at_least:
-        assert time.monotonic() < deadline, "the update never started writing"
-        time.sleep(0.1)
-
-
 def test_killed_up_is_recovered_by_the_documented_procedure(env: Foundation) -> None:
     env.control.set_faults(latency_ms=60)
-    running = _start_up(env)
-    _wait_for_writes(env, 15)
+    running = start_up(env.stack)
+    wait_for_writes(env, 15)
     # kill -9 the CLI, the language host, the program and the provider process
     assert kill_session(running.pid) >= 3
     running.communicate(timeout=30)
@@ -194,20 +170,23 @@ def test_killed_up_is_recovered_by_the_documented_procedure(env: Foundation) -> 
 
 
 def test_concurrent_up_is_refused_by_the_backend_lock(env: Foundation) -> None:
-    env.control.set_faults(latency_ms=40)
-    first = _start_up(env)
+    env.stack.up()
+    # The first run removes a leaver's roles; the sandbox holds its delete jobs PROCESSING, so it
+    # holds the lock until the second CLI has come and gone (latencies raced a loaded runner).
+    env.edit_directory(lambda d: d["groups"]["payments-dev"].remove("dave@corp.com"))
+    env.control.set_config(job_delay_ms=240_000)
+    first = start_up(env.stack)
     try:
-        _wait_for_writes(env, 3)
-        # Slow the rest of the first run so it still holds the lock when the second CLI
-        # starts (in CI the first once finished before the second reached the lock).
-        env.control.set_faults(latency_ms=1500)
+        wait_for_processing_job(env, first)
         second = env.stack.up(check=False)
-        assert not second.ok, second.output
-        assert "the stack is currently locked by 1 lock(s)" in second.output, second.output
-        # Read while the first run writes state: no torn sidecar (test_file_backend.py).
-        assert "failed to load checkpoint" not in second.output
+        assert env.control.processing_jobs(), "the first run was still inside its update"
     finally:
+        env.control.set_config(job_delay_ms=20)
+        env.control.complete_jobs()
         output, _ = first.communicate(timeout=600)
-    env.control.clear_faults()
+    assert not second.ok, second.output
+    assert "the stack is currently locked by 1 lock(s)" in second.output, second.output
+    # Read while the first run writes state: no torn sidecar (test_file_backend.py).
+    assert "failed to load checkpoint" not in second.output
     assert first.returncode == 0, output
     assert env.roles() == env.expected()
