@@ -33,6 +33,7 @@ CF_ENV_OVERRIDES: dict[str, str] = {
     "cfApiUrl": "CF_API_URL",
     "cfClientId": "CF_CLIENT_ID",
     "cfClientSecret": "CF_CLIENT_SECRET",
+    "cfUaaUrl": "CF_UAA_URL",
 }
 
 _log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class CfConnection:
     client_secret: SecretStr
     skip_tls_verify: bool
     concurrency: int
+    # None: discovered from the API root (``GET /``) once per process; set, that call is saved.
+    uaa_url: str | None = None
 
     def __repr__(self) -> str:  # keep the secret out of tracebacks and logs
         return f"CfConnection(api_url={self.api_url!r}, client_id={self.client_id!r}, client_secret=***)"
@@ -184,6 +187,12 @@ def load_cf_connection(config: ConfigReader, environ: Mapping[str, str] | None =
     api_url = _string(config, "cfApiUrl").rstrip("/")
     if not re.match(r"^https?://[^/\s]+", api_url):
         raise SettingsError(f"stack config {_key('cfApiUrl')} must be an http(s) URL, got {api_url!r}")
+    uaa_url = (config.get("cfUaaUrl") or "").rstrip("/") or None
+    if uaa_url is not None and not re.match(r"^https?://[^/\s]+", uaa_url):
+        raise SettingsError(
+            f"stack config {_key('cfUaaUrl')} must be an http(s) URL (the links.uaa.href of "
+            f"`curl {api_url}/`), got {uaa_url!r}; or unset it to discover UAA from the API root"
+        )
     if not config.get("cfClientSecret"):
         raise SettingsError(
             f"the CF client secret is not set: export CF_CLIENT_SECRET (wins) or set stack config "
@@ -195,6 +204,7 @@ def load_cf_connection(config: ConfigReader, environ: Mapping[str, str] | None =
         client_secret=SecretStr(_string(config, "cfClientSecret")),
         skip_tls_verify=_bool(config, "cfSkipTlsVerify", False),
         concurrency=_int(config, "concurrency", 8, 1, 64),
+        uaa_url=uaa_url,
     )
 
 

@@ -221,6 +221,7 @@ class CloudFoundryClient:
             follow_redirects=False,
         )
         self._uaa_url: str | None = uaa_url.rstrip("/") if uaa_url else None
+        self._uaa_url_configured = self._uaa_url is not None
         # Refuse, before sending, a request the token's scopes cannot make (scopes.py):
         # a read without global read would be silently filtered by CC, a write refused.
         self._check_scopes = check_scopes
@@ -345,9 +346,16 @@ class CloudFoundryClient:
                 basic_auth=True,
             )
 
-        resp = self._with_retries("POST", "/oauth/token", "uaa", once)
+        try:
+            resp = self._with_retries("POST", "/oauth/token", "uaa", once)
+        except CfConnectionError as exc:
+            raise CfConnectionError(exc.method, exc.path, exc.reason + self._configured_uaa_hint()) from exc
         if resp.status_code != 200:
-            raise self._uaa_error(resp, "POST", "/oauth/token")
+            error = self._uaa_error(resp, "POST", "/oauth/token")
+            if resp.status_code == 404:
+                described = error.description + self._configured_uaa_hint()
+                error = UaaError(error.status, error.error, described, error.method, error.path)
+            raise error
         body = _json_body(resp)
         if not isinstance(body, dict) or not body.get("access_token"):
             raise UaaError(
@@ -362,6 +370,15 @@ class CloudFoundryClient:
         logger.debug("fetched UAA token (expires in %.0fs)", expires_in)
         value = str(body["access_token"])
         return _Token(value, started + expires_in - margin, _token_scopes(body, value))
+
+    def _configured_uaa_hint(self) -> str:
+        """Where a configured UAA URL came from, for a token request that found no UAA there."""
+        if not self._uaa_url_configured:
+            return ""
+        return (
+            f" (UAA URL {self.uaa_url} is set by cfUaaUrl or CF_UAA_URL: it must be links.uaa.href "
+            f"of GET {self.api_url}/; correct it or unset it to discover UAA)"
+        )
 
     def granted_scopes(self) -> frozenset[str]:
         """The scopes of the current UAA token (fetching one if needed)."""
@@ -1118,4 +1135,5 @@ def client_for(connection: CfConnection) -> CloudFoundryClient:
         concurrency=connection.concurrency,
         verify_tls=not connection.skip_tls_verify,
         check_scopes=True,
+        uaa_url=connection.uaa_url,
     )

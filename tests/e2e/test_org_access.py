@@ -109,6 +109,18 @@ def test_the_drift_check_reads_the_foundation_once(env: Foundation) -> None:
     }, requests
     assert env.control.counters()["writes"] == 0
 
+    # With cfUaaUrl set (README, Large foundations), the bulk read and one token are all it asks.
+    # A refresh configures providers from state, so the setting reaches it after the next up.
+    env.stack.config_set("cfUaaUrl", f"{env.url}/uaa")
+    env.stack.up()
+    env.control.reset_counters()
+    env.stack.preview("--refresh", "--expect-no-changes")
+    assert env.control.counters()["requests"] == {
+        **lists,
+        "POST /uaa/oauth/token": 1,
+    }, env.control.counters()["requests"]
+    env.stack.config_set("cfUaaUrl", "")
+
     # Without a refresh the program reads CF itself (nothing was shared).
     env.control.reset_counters()
     plain = env.stack.preview("--expect-no-changes")

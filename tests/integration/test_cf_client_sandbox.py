@@ -91,6 +91,27 @@ def test_discovery_users_roles_full_flow(
     assert counts["GET /v3/jobs/{guid}"] >= 3
 
 
+def test_a_configured_uaa_url_saves_the_discovery_call(sandbox: SandboxServer, ctl: SandboxControl) -> None:
+    seed_orgs(ctl, 1)
+    with CloudFoundryClient(sandbox.url, CLIENT_ID, SECRET, uaa_url=sandbox.url + "/uaa/") as cf:
+        assert [o.name for o in cf.list_orgs(["org0"])] == ["org0"]
+        counts = cf.request_counts()
+    assert "GET /" not in counts
+    assert counts["POST uaa:/oauth/token"] == 1
+    assert ctl.counters()["requests"].get("GET /", 0) == 0
+
+
+def test_a_wrong_configured_uaa_url_says_where_it_came_from(sandbox: SandboxServer) -> None:
+    wrong = CloudFoundryClient(sandbox.url, CLIENT_ID, SECRET, uaa_url=sandbox.url + "/login")
+    with wrong as cf, pytest.raises(UaaError) as raised:
+        cf.list_orgs(["org0"])
+    assert raised.value.status == 404
+    assert str(raised.value).endswith(
+        f"(UAA URL {sandbox.url}/login is set by cfUaaUrl or CF_UAA_URL: it must be links.uaa.href "
+        f"of GET {sandbox.url}/; correct it or unset it to discover UAA)"
+    )
+
+
 def test_org_membership_ordering(cf: CloudFoundryClient, ctl: SandboxControl) -> None:
     orgs = seed_orgs(ctl, 1)
     org = orgs["org0"]["guid"]

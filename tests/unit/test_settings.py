@@ -110,3 +110,27 @@ def test_neither_environment_nor_config_names_both(monkeypatch: pytest.MonkeyPat
         "the CF client secret is not set: export CF_CLIENT_SECRET (wins) or set stack config "
         "cf-access:cfClientSecret with `pulumi config set --secret cfClientSecret <value>`"
     )
+
+
+# -- cfUaaUrl: the UAA base URL, to save the discovery call ------------------------------------
+def test_uaa_url_is_optional_and_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CF_UAA_URL", raising=False)
+    assert load_cf_connection(FakeConfig(**BASE)).uaa_url is None
+    assert load_cf_connection(FakeConfig(**BASE, cfUaaUrl="https://uaa.example.com/")).uaa_url == (
+        "https://uaa.example.com"
+    )
+    monkeypatch.setenv("CF_UAA_URL", "https://uaa.other.example.com")
+    assert load_cf_connection(FakeConfig(**BASE, cfUaaUrl="https://uaa.example.com")).uaa_url == (
+        "https://uaa.other.example.com"
+    )
+
+
+def test_uaa_url_must_be_an_http_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CF_UAA_URL", raising=False)
+    with pytest.raises(SettingsError) as raised:
+        load_cf_connection(FakeConfig(**BASE, cfUaaUrl="uaa.example.com"))
+    assert str(raised.value) == (
+        "stack config cf-access:cfUaaUrl must be an http(s) URL (the links.uaa.href of "
+        "`curl https://api.example.com/`), got 'uaa.example.com'; "
+        "or unset it to discover UAA from the API root"
+    )
