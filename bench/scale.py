@@ -282,9 +282,13 @@ def run_phase(
     )
 
 
-def configure(stack: PulumiStack, url: str, files: tuple[Path, Path], concurrency: int | None) -> None:
+def configure(
+    stack: PulumiStack, url: str, files: tuple[Path, Path], concurrency: int | None, *, uaa_url: bool = False
+) -> None:
     directory_file, mappings_dir = files
     stack.config_set("cfApiUrl", url)
+    if uaa_url:  # README, Large foundations: saves the discovery GET / on every run
+        stack.config_set("cfUaaUrl", f"{url}/uaa")
     stack.config_set("cfClientSecret", SECRET, secret=True)
     stack.config_set("mappingsDir", str(mappings_dir))
     stack.config_set("directoryFile", str(directory_file))
@@ -384,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds per run (default by size)")
     parser.add_argument("--label", default="")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--uaa-url", action="store_true", help="set cfUaaUrl (no UAA discovery call)")
     parser.add_argument("--out", type=Path, help="JSON result file (default bench/results/...)")
     parser.add_argument(
         "--no-cli-log",
@@ -408,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             f"p{args.parallel}" if args.parallel else "",
             f"c{args.concurrency}" if args.concurrency else "",
             "skipckpt" if args.skip_checkpoints else "",
+            "uaaurl" if args.uaa_url else "",
         )
         if x
     )
@@ -426,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.control.seed(foundation.seed())
         sandbox.control.set_faults(latency_ms=args.latency_ms)
         stack = new_stack(REPO, work, prefix=f"bench{size.name.lower()}")
-        configure(stack, sandbox.url, files, args.concurrency)
+        configure(stack, sandbox.url, files, args.concurrency, uaa_url=args.uaa_url)
         env = dict(stack.env)
         if args.no_cli_log:
             disable_cli_log(Path(env["PULUMI_HOME"]))

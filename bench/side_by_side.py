@@ -5,8 +5,9 @@
         [--latency-ms 10] [--parallelism 10] [--build] [--ours-args "--parallel 16 ..."]
 
 Runs bench/scale.py (ours: initial, drift check, no-op up, 1 % churn) once per configuration -
-``readme``: the engine settings the README recommends (``PULUMI_SKIP_CHECKPOINTS=true`` on
-``up``, the CLI's automatic debug log off); ``defaults``: Pulumi as it comes - then
+``readme``: the settings the README recommends for large foundations (``PULUMI_SKIP_CHECKPOINTS=true``
+on ``up``, the CLI's automatic debug log off, ``cfUaaUrl`` set); ``defaults``: Pulumi as it comes
+and no ``cfUaaUrl`` - then
 bench/peer_tofu.py (initial, ``tofu plan`` as the drift check, churn), each on its own sandbox
 seeded with the same generated foundation and the same seeded 1 % churn (bench/scale_data.py is
 deterministic). Prints one table with wall time, requests against the minimum, and peak RSS of
@@ -38,7 +39,7 @@ ROWS = (
     ("1% churn", "churn", "churn"),
 )
 CONFIGS = {
-    "readme": ["--skip-checkpoints", "--no-cli-log"],
+    "readme": ["--skip-checkpoints", "--no-cli-log", "--uaa-url"],
     "defaults": [],
 }
 # Issue #13's targets at L (10 ms latency, 2 cores): seconds, and requests / minimum.
