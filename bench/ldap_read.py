@@ -23,13 +23,11 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from bench.procmon import TreeSampler
 from components.identity.config import parse_identity_sources
 from components.identity.ldap_source import LdapSource
 from sandbox.slapd import data as D
@@ -102,32 +100,6 @@ def read_child(url: str, ca_file: str, page_size: int, names: list[str]) -> dict
     }
 
 
-class PeakRss:
-    """Peak RSS of one process (slapd), sampled every 50 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, self.proc.memory_info().rss)
-            except psutil.Error:
-                return
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,7 +135,7 @@ def main() -> int:
                 f"loaded over LDAP in {loaded:.1f} s"
             )
             (work / "names.json").write_text(json.dumps(names))
-            with PeakRss(server.process.pid) as slapd_rss:
+            with TreeSampler(server.process.pid, interval=0.05) as slapd_rss:
                 child = subprocess.run(
                     [
                         sys.executable,
@@ -186,7 +158,7 @@ def main() -> int:
                 print(child.stderr[-3000:], file=sys.stderr)
                 return child.returncode
             result = json.loads(child.stdout.strip().splitlines()[-1])
-    result["slapd_peak_rss_mb"] = round(slapd_rss.peak / 2**20, 1)
+    result["slapd_peak_rss_mb"] = round(slapd_rss.peak["total"] / 2**20, 1)
     print(
         f"read {result['groups']} groups: {result['seconds']:.2f} s, {result['searches']} searches, "
         f"{result['pages']} pages, {result['people']} people, {result['memberships']} memberships "
