@@ -12,6 +12,10 @@ username), or creating that CC or UAA user, is refused with the error CC/UAA giv
 they will not carry out (422 ``CF-UnprocessableEntity`` naming the user; UAA: 400
 ``invalid_scim_resource``), and nothing is stored. Partial-failure tests use it to make exactly
 one member of a change fail.
+
+``refuse_uaa_user_deletes`` makes UAA refuse ``DELETE /Users/:id`` for those usernames (403
+``access_denied``) while CC deletes the CC user as usual: a user deletion that stops half-way,
+the CC user gone and the UAA account left.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class FaultConfig:
     seed: int | None = None
     # usernames (compared case-insensitively, any origin) whose role/user creation is refused
     reject_usernames: list[str] = field(default_factory=list)
+    # usernames whose UAA user deletion is refused (the CC user deletion still happens)
+    refuse_uaa_user_deletes: list[str] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     KNOBS = (
@@ -57,6 +63,7 @@ class FaultConfig:
         "path_prefix",
         "seed",
         "reject_usernames",
+        "refuse_uaa_user_deletes",
     )
 
     @classmethod
@@ -75,10 +82,10 @@ class FaultConfig:
         ):
             if not 0.0 <= float(getattr(cfg, name)) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
-        if not isinstance(cfg.reject_usernames, list) or not all(
-            isinstance(u, str) and u for u in cfg.reject_usernames
-        ):
-            raise ValueError("reject_usernames must be a list of non-empty usernames")
+        for name in ("reject_usernames", "refuse_uaa_user_deletes"):
+            names = getattr(cfg, name)
+            if not isinstance(names, list) or not all(isinstance(u, str) and u for u in names):
+                raise ValueError(f"{name} must be a list of non-empty usernames")
         cfg.rng = random.Random(cfg.seed)
         return cfg
 
@@ -130,15 +137,21 @@ class FaultConfig:
 
     def rejects(self, username: str | None) -> bool:
         """Whether creating a role for, or creating, the user ``username`` must be refused."""
-        if not username or not self.reject_usernames:
-            return False
-        folded = username.casefold()
-        return any(folded == u.casefold() for u in self.reject_usernames)
+        return _listed(username, self.reject_usernames)
+
+    def refuses_uaa_delete(self, username: str) -> bool:
+        """Whether UAA must refuse to delete the user ``username``."""
+        return _listed(username, self.refuse_uaa_user_deletes)
 
     def public(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("rng", None)
         return d
+
+
+def _listed(username: str | None, usernames: list[str]) -> bool:
+    folded = (username or "").casefold()
+    return bool(folded) and any(folded == u.casefold() for u in usernames)
 
 
 @dataclass(slots=True)

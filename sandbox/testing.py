@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -43,6 +44,15 @@ class Api:
         self.http.close()
 
     # convenience
+    def wait_job(self, location: str) -> dict[str, Any]:
+        """The job at ``location`` (a Location header) once it left PROCESSING."""
+        for _ in range(200):
+            job: dict[str, Any] = self.http.get(location).json()
+            if job["state"] != "PROCESSING":
+                return job
+            time.sleep(0.01)
+        raise AssertionError(f"job {location} did not finish")
+
     def org_guid(self, name: str) -> str:
         guid: str = self.get("/v3/organizations", names=name).json()["resources"][0]["guid"]
         return guid

@@ -465,6 +465,8 @@ async def delete_user(request: Request, user_id: str) -> Response:
     uaa_auth(state, request, ("scim.write",))
     user = _get_user(state, user_id)
     _check_version(request, user, required=False, stale_status=422)
+    if state.faults.refuses_uaa_delete(user.username):  # the refuse_uaa_user_deletes fault
+        raise errors.scim_error(403, "access_denied", f"Deleting user '{user.username}' was refused.")
     state.store.delete_uaa_user(user_id)
     state.mark_dirty()
     return uaa_json(scim_user_dict(user), headers=_etag(user))

@@ -160,7 +160,9 @@ class UserSetProvider(SessionProvider):
     delete-user`` it deletes a leaver cf-access created who holds no role anywhere in
     the foundation any more (CC user, then UAA user; a deletion that stopped half-way is
     finished by the next run); ``roles-only`` just stops tracking them. Refresh drops
-    users deleted by hand, so the next ``up`` re-creates them. Deleting the resource
+    users deleted by hand, so the next ``up`` re-creates them, but keeps a user it created
+    whose UAA account is still there (the CC half deleted), so that a deletion stopped
+    half-way is never forgotten. Deleting the resource
     never deletes users. id = ``users:<origin>``.
     """
 
@@ -265,15 +267,34 @@ class UserSetProvider(SessionProvider):
         # From the bulk user list (one paged read per process), not a GET per user.
         self.share_refresh_read()
         session = self.session
+        recorded = {str(k) for k in (props.get("created") or ())}
         present = {
             k: v
             for k, v in _users(props).items()
-            if session.is_protected(k) or session.find_user(k) is not None
+            if session.is_protected(k)
+            or session.find_user(k) is not None
+            or self._deletion_stopped_half_way(k, recorded)
         }
-        created = {str(k) for k in (props.get("created") or ())} & set(present)
+        created = recorded & set(present)
         outs = self._outs(str(props.get("origin")), present, created)
         inputs = {"origin": outs["origin"], "users": outs["users"]}
         return ReadResult(id_=id_, outs=outs, inputs=inputs)
+
+    def _deletion_stopped_half_way(self, key: str, created: set[str]) -> bool:
+        """A user cf-access created whose CC user is gone but whose UAA account is not.
+
+        Kept in state by a refresh: dropping it would leave the UAA account orphaned for
+        good, since nothing would ever try to delete it again. A leaver's next update then
+        finishes the deletion (``delete_cf_user``); a person still mapped gets their CC
+        user back with their roles. One UAA lookup, only for users missing from the bulk list.
+        A read-only client without ``scim.read`` cannot look: the user is kept, which costs
+        nothing (the next update finds no UAA account, or re-creates a mapped person)."""
+        if key not in created:
+            return False
+        if "scim.read" not in self.session.client.granted_scopes():
+            return True
+        ref = UserRef.parse(key)
+        return self.session.client.find_uaa_user(ref.username, ref.origin) is not None
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # Never deletes users: a destroy (or an origin that left the mappings, retired by the

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 ALICE = f"{ORIGIN}/alice@corp.com"
 CAROL = f"{ORIGIN}/carol@corp.com"
+ERIN = f"{ORIGIN}/erin@corp.com"
 JUDY = f"{ORIGIN}/judy@corp.com"
 DAVE = f"{ORIGIN}/dave@corp.com"
 ADMIN = f"{ORIGIN}/admin@corp.com"
@@ -167,19 +168,27 @@ def test_drift_is_reported_and_repaired(env: Foundation) -> None:
     assert (MALLORY, "space_developer", "platform/tools") in env.roles()
     assert env.stack.preview("--refresh", "--expect-no-changes").ok
 
-    # (h) a user deleted by hand (CC deletes their roles with them) is re-created.
-    carol_roles = [r for r in env.roles() if r[0] == CAROL]
-    assert carol_roles
+    # (h) a user deleted by hand (CC deletes their roles with them) is re-created: carol as
+    # `cf delete-user` deletes (CC, then UAA), erin in CC only. A refresh keeps erin in the
+    # user set (her UAA account is there: what a deletion stopped half-way leaves), so only
+    # carol's user line shows; both get their roles back.
+    held_before = {key: [r for r in env.roles() if r[0] == key] for key in (CAROL, ERIN)}
+    assert all(held_before.values())
     with cf(env) as client:
         (carol,) = client.list_users(usernames=["carol@corp.com"], origins=[ORIGIN])
+        (erin,) = client.list_users(usernames=["erin@corp.com"], origins=[ORIGIN])
         client.delete_user(carol.guid)
-    assert [r for r in env.roles() if r[0] == CAROL] == []
+        client.delete_uaa_user(carol.guid)
+        client.delete_user(erin.guid)
+    assert [r for r in env.roles() if r[0] in (CAROL, ERIN)] == []
     drift = env.stack.preview("--refresh", "--expect-no-changes", check=False)
     assert not drift.ok
     assert member_lines(drift.output, "+", CAROL, "managed by cf-access") == 1
-    assert member_lines(drift.output, "+", CAROL, "group directory:") >= 1
+    assert member_lines(drift.output, "+", ERIN, "managed by cf-access") == 0
+    for key in (CAROL, ERIN):
+        assert member_lines(drift.output, "+", key, "group directory:") >= 1
     env.stack.up("--refresh")
-    assert [r for r in env.roles() if r[0] == CAROL] == carol_roles
+    assert {key: [r for r in env.roles() if r[0] == key] for key in (CAROL, ERIN)} == held_before
     assert env.stack.preview("--refresh", "--expect-no-changes").ok
 
 

@@ -26,6 +26,7 @@ FRANK = f"{ORIGIN}/frank@corp.com"
 JUDY = f"{ORIGIN}/judy@corp.com"
 MALLORY = f"{ORIGIN}/mallory@corp.com"
 ADMIN = f"{ORIGIN}/admin@corp.com"
+IVAN = f"{ORIGIN}/ivan@corp.com"
 
 
 @pytest.fixture
@@ -51,6 +52,14 @@ def client(env: Foundation) -> CloudFoundryClient:
 
 def roles_of(env: Foundation, key: str) -> list[tuple[str, str]]:
     return sorted((role, scope) for k, role, scope in env.roles() if k == key)
+
+
+def uaa_usernames(env: Foundation) -> set[str]:
+    return {u["userName"].casefold() for u in env.control.state()["uaa_users"]}
+
+
+def cc_usernames(env: Foundation) -> set[str]:
+    return {str(u["username"]).casefold() for u in env.control.state()["users"] if u["username"]}
 
 
 def writes(env: Foundation) -> int:
@@ -196,6 +205,35 @@ def test_6_delete_user_only_deletes_users_cf_access_created_who_hold_nothing(
     assert "heidi@corp.com" in usernames, "cf-access did not create this user"
     assert "ivan@corp.com" not in usernames, "created by cf-access, holds nothing: deleted"
     assert roles_of(env, DAVE) == [("organization_auditor", "data")]
+
+
+def test_6_a_user_deletion_stopped_half_way_is_finished_by_the_next_up_refresh(
+    delete_user_env: Foundation,
+) -> None:
+    """CC user deleted, UAA user not: the refresh of the next `up --refresh` (the shipped
+    workflow) must not forget the leaver, or the UAA account is orphaned for good."""
+    env = delete_user_env
+    env.stack.up()
+    env.set_status("ivan@corp.com", "SUSPENDED")
+    env.control.set_faults(refuse_uaa_user_deletes=["ivan@corp.com"])
+    failed = env.stack.up(check=False)
+    assert not failed.ok
+    assert "ivan@corp.com" in failed.output and "Deleting user 'ivan@corp.com' was refused" in failed.output
+    assert "ivan@corp.com" not in cc_usernames(env), "the CC half of the deletion happened"
+    assert "ivan@corp.com" in uaa_usernames(env), "the UAA half did not"
+
+    env.control.clear_faults()
+    write_client = env.stack.env
+    # a read-only client without scim.read cannot look in UAA, so it keeps the user too
+    env.stack.env = {**write_client, "CF_CLIENT_ID": "global-auditor", "CF_CLIENT_SECRET": "auditor-secret"}
+    env.stack.refresh()
+    env.stack.env = write_client
+    env.stack.refresh()
+    preview = env.stack.preview()
+    assert lines(preview.output, "-", IVAN, "managed by cf-access") == 1, "the refresh kept the leaver"
+    env.stack.up("--refresh")
+    assert "ivan@corp.com" not in uaa_usernames(env), "the next run finished the deletion"
+    assert env.stack.preview("--refresh", "--expect-no-changes").ok
 
 
 # 7 ---------------------------------------------------------------------------------------------

@@ -55,15 +55,6 @@ def _user_guid(api: Api, username: str) -> str:
     return guid
 
 
-def _wait_job(api: Api, location: str) -> dict[str, object]:
-    for _ in range(200):
-        job: dict[str, object] = api.http.get(location).json()
-        if job["state"] != "PROCESSING":
-            return job
-        time.sleep(0.01)
-    raise AssertionError("job did not finish")
-
-
 # ---- root / info ---------------------------------------------------------------------------------
 def test_root_links_point_to_uaa_on_same_port(server: SandboxServer) -> None:
     body = httpx.get(f"{server.url}/").json()
@@ -414,7 +405,7 @@ def test_delete_org_user_with_space_roles_is_sync_422(api: Api) -> None:
         10008,
         "Cannot delete organization_user role while user has roles in spaces in that organization.",
     )
-    _wait_job(api, api.delete(f"/v3/roles/{space_role['guid']}").headers["Location"])
+    api.wait_job(api.delete(f"/v3/roles/{space_role['guid']}").headers["Location"])
     # other org roles (manager) do not block removing organization_user
     assert api.delete(f"/v3/roles/{org_user['guid']}").status_code == 202
 
@@ -423,7 +414,7 @@ def test_failed_job_keeps_role(api: Api, ctl: SandboxControl) -> None:
     ctl.set_config(job_fail_rate=1.0)
     try:
         role = api.org_role("organization_auditor", api.org_guid("payments"), guid="sticky").json()
-        job = _wait_job(api, api.delete(f"/v3/roles/{role['guid']}").headers["Location"])
+        job = api.wait_job(api.delete(f"/v3/roles/{role['guid']}").headers["Location"])
     finally:
         ctl.set_config(job_fail_rate=0.0)
     assert job["state"] == "FAILED"
@@ -589,7 +580,7 @@ def test_delete_user_removes_roles_not_uaa_user(api: Api) -> None:
     api.space_role("space_developer", dev, guid=alice)
     resp = api.delete(f"/v3/users/{alice}")
     assert resp.status_code == 202
-    job = _wait_job(api, resp.headers["Location"])
+    job = api.wait_job(resp.headers["Location"])
     assert (job["state"], job["operation"]) == ("COMPLETE", "user.delete")
     assert api.get("/v3/roles", user_guids=alice).json()["pagination"]["total_results"] == 0
     assert error_of(api.get(f"/v3/users/{alice}"))[3] == "User not found"

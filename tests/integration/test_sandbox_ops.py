@@ -242,10 +242,34 @@ def test_reject_usernames_refuses_one_user_and_stores_nothing(
     assert _stored_for(ctl, bob) == {"uaa": 1, "cc": 1, "roles": 1}
 
 
-def test_reject_usernames_must_be_a_list(server: SandboxServer) -> None:
-    resp = httpx.put(f"{server.url}/_sandbox/faults", json={"reject_usernames": "bob@corp.com"})
+@pytest.mark.parametrize("knob", ["reject_usernames", "refuse_uaa_user_deletes"])
+def test_username_knobs_must_be_lists(server: SandboxServer, knob: str) -> None:
+    resp = httpx.put(f"{server.url}/_sandbox/faults", json={knob: "bob@corp.com"})
     assert resp.status_code == 400
-    assert "reject_usernames must be a list" in resp.json()["error"]
+    assert f"{knob} must be a list" in resp.json()["error"]
+
+
+def test_refuse_uaa_user_deletes_leaves_a_deletion_half_done(
+    server: SandboxServer, ctl: SandboxControl
+) -> None:
+    api = Api(server.url)
+    bob = "bob.half@corp.com"
+    created = api.post("/uaa/Users", {"userName": bob, "origin": "okta", "emails": [{"value": bob}]})
+    uaa_id = created.json()["id"]
+    assert api.post("/v3/users", {"guid": uaa_id}).status_code == 201
+    ctl.set_faults(refuse_uaa_user_deletes=["Bob.Half@corp.com"])  # case-insensitive
+
+    deleting = api.delete(f"/v3/users/{uaa_id}")
+    assert deleting.status_code == 202  # CC still deletes
+    assert api.wait_job(deleting.headers["Location"])["state"] == "COMPLETE"
+    resp = api.delete(f"/uaa/Users/{uaa_id}", headers={"If-Match": "*"})
+    assert resp.status_code == 403 and resp.json()["error"] == "access_denied"
+    assert resp.json()["error_description"] == f"Deleting user '{bob}' was refused."
+    assert _stored_for(ctl, bob) == {"uaa": 1, "cc": 0, "roles": 0}
+
+    ctl.clear_faults()
+    assert api.delete(f"/uaa/Users/{uaa_id}", headers={"If-Match": "*"}).status_code == 200
+    assert _stored_for(ctl, bob) == {"uaa": 0, "cc": 0, "roles": 0}
 
 
 def test_rate_limiter_headers_and_429(server: SandboxServer, ctl: SandboxControl) -> None:
