@@ -37,6 +37,7 @@ from pulumi.dynamic import (
 from components.audit import AuditAction, AuditTrail, audit_trail_from_config
 from components.changes import refreshed_members
 from components.cloudfoundry.models import CfUser
+from components.cloudfoundry.scopes import SCIM_READ
 from components.cloudfoundry.session import ScopeNotFound, Session, session_from_config
 from components.model import UserRef
 from components.pulumi_sdk import exit_when_engine_is_gone, provider_engine_address
@@ -162,8 +163,8 @@ class UserSetProvider(SessionProvider):
     finished by the next run); ``roles-only`` just stops tracking them. Refresh drops
     users deleted by hand, so the next ``up`` re-creates them, but keeps a user it created
     whose UAA account is still there (the CC half deleted), so that a deletion stopped
-    half-way is never forgotten. Deleting the resource
-    never deletes users. id = ``users:<origin>``.
+    half-way is never forgotten. Deleting the resource never deletes users.
+    id = ``users:<origin>``.
     """
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
@@ -291,7 +292,7 @@ class UserSetProvider(SessionProvider):
         nothing (the next update finds no UAA account, or re-creates a mapped person)."""
         if key not in created:
             return False
-        if "scim.read" not in self.session.client.granted_scopes():
+        if SCIM_READ not in self.session.client.granted_scopes():
             return True
         ref = UserRef.parse(key)
         return self.session.client.find_uaa_user(ref.username, ref.origin) is not None

@@ -30,7 +30,8 @@ CC_ADMIN = "cloud_controller.admin"
 CC_ADMIN_READ_ONLY = "cloud_controller.admin_read_only"
 CC_GLOBAL_AUDITOR = "cloud_controller.global_auditor"
 GLOBAL_READ_SCOPES = (CC_ADMIN_READ_ONLY, CC_GLOBAL_AUDITOR, CC_ADMIN)
-WRITE_SCOPES = (CC_ADMIN, "scim.read", "scim.write")
+SCIM_READ = "scim.read"
+WRITE_SCOPES = (CC_ADMIN, SCIM_READ, "scim.write")
 
 
 class MissingScopeError(CfApiError):

@@ -152,6 +152,11 @@ def cf_access_cli(env: Foundation, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
+def use_client(env: Foundation, client: tuple[str, str]) -> None:
+    """Run the stack's next commands with this CF client (the environment wins over config)."""
+    env.stack.env = {**env.stack.env, "CF_CLIENT_ID": client[0], "CF_CLIENT_SECRET": client[1]}
+
+
 def grant_by_hand(env: Foundation, username: str, role_type: str, org: str, space: str | None = None) -> None:
     """A role granted outside cf-access (through the CC API), organization_user first for a space role."""
     with CloudFoundryClient(env.url, "cf-access", SECRET) as client:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.foundation import ORIGIN, SECRET, Foundation, cf_access_cli, foundation
+from tests.e2e.foundation import ORIGIN, SECRET, Foundation, cf_access_cli, foundation, use_client
 from tests.pulumi_harness import Result
 
 pytestmark = pytest.mark.e2e
@@ -46,10 +46,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Foundation]:
         use_client(f, WRITE)
         f.stack.up("--yes")
         yield f
-
-
-def use_client(env: Foundation, client: tuple[str, str]) -> None:
-    env.stack.env = {**env.stack.env, "CF_CLIENT_ID": client[0], "CF_CLIENT_SECRET": client[1]}
 
 
 def writes(env: Foundation) -> int:

@@ -16,7 +16,15 @@ import httpx
 import pytest
 
 from components.cloudfoundry.client import CloudFoundryClient
-from tests.e2e.foundation import ORIGIN, SECRET, Foundation, cf_access_cli, foundation, grant_by_hand
+from tests.e2e.foundation import (
+    ORIGIN,
+    SECRET,
+    Foundation,
+    cf_access_cli,
+    foundation,
+    grant_by_hand,
+    use_client,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -223,11 +231,10 @@ def test_6_a_user_deletion_stopped_half_way_is_finished_by_the_next_up_refresh(
     assert "ivan@corp.com" in uaa_usernames(env), "the UAA half did not"
 
     env.control.clear_faults()
-    write_client = env.stack.env
     # a read-only client without scim.read cannot look in UAA, so it keeps the user too
-    env.stack.env = {**write_client, "CF_CLIENT_ID": "global-auditor", "CF_CLIENT_SECRET": "auditor-secret"}
+    use_client(env, ("global-auditor", "auditor-secret"))
     env.stack.refresh()
-    env.stack.env = write_client
+    use_client(env, ("cf-access", SECRET))
     env.stack.refresh()
     preview = env.stack.preview()
     assert lines(preview.output, "-", IVAN, "managed by cf-access") == 1, "the refresh kept the leaver"
